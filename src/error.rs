@@ -1,0 +1,88 @@
+//! The crate's single error type.
+
+use thiserror::Error;
+
+/// Everything that can go wrong in `burn-diffusion`.
+///
+/// Configuration is validated once, at construction; tensor functions validate the
+/// shapes and timesteps a caller passes in. Every message names the offending value.
+#[derive(Debug, Clone, PartialEq, Error)]
+#[non_exhaustive]
+pub enum DiffusionError {
+    /// A configuration value is out of its allowed range.
+    #[error("invalid {name} = {value}: {reason}")]
+    InvalidConfig {
+        /// Name of the parameter.
+        name: &'static str,
+        /// The value that was given, formatted.
+        value: String,
+        /// What the value must satisfy.
+        reason: String,
+    },
+    /// A variance β_t outside (0, 1] or not finite.
+    #[error(
+        "invalid beta[{index}] = {value}: betas must be finite and in (0, 1] (exactly 1 only as the last step of a zero-terminal-SNR schedule)"
+    )]
+    InvalidBeta {
+        /// 0-based timestep of the bad β.
+        index: usize,
+        /// The bad value.
+        value: f64,
+    },
+    /// A timestep spacing or respacing that cannot be applied.
+    #[error("invalid respacing {spec:?} of {num_timesteps} timesteps: {reason}")]
+    InvalidRespacing {
+        /// The requested spacing, formatted.
+        spec: String,
+        /// Number of timesteps of the schedule being respaced.
+        num_timesteps: usize,
+        /// Why it is rejected.
+        reason: String,
+    },
+    /// A per-example timestep outside `0..num_timesteps`.
+    #[error("timestep {timestep} at batch index {index} is out of range 0..{num_timesteps}")]
+    TimestepOutOfRange {
+        /// The bad timestep.
+        timestep: i64,
+        /// Its position in the batch.
+        index: usize,
+        /// Number of timesteps of the process.
+        num_timesteps: usize,
+    },
+    /// Two tensors (or a tensor and the timesteps) disagree in shape.
+    #[error("shape mismatch for {what}: expected {expected:?}, got {got:?}")]
+    ShapeMismatch {
+        /// What was being compared.
+        what: &'static str,
+        /// The shape that was required.
+        expected: Vec<usize>,
+        /// The shape that was given.
+        got: Vec<usize>,
+    },
+    /// Reading a tensor back from its device failed.
+    #[error("could not read tensor {what} from its device: {reason}")]
+    TensorRead {
+        /// Which tensor.
+        what: &'static str,
+        /// The backend's message.
+        reason: String,
+    },
+}
+
+/// Shorthand for `Result<T, DiffusionError>`.
+pub type Result<T> = core::result::Result<T, DiffusionError>;
+
+impl DiffusionError {
+    /// An [`DiffusionError::InvalidConfig`] for `name = value`.
+    pub(crate) fn config(
+        name: &'static str,
+        value: impl core::fmt::Display,
+        reason: impl Into<String>,
+    ) -> Self {
+        Self::InvalidConfig {
+            name,
+            value: value.to_string(),
+            reason: reason.into(),
+        }
+    }
+}

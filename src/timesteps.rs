@@ -1,0 +1,151 @@
+//! Per-example timesteps and the one helper that gathers a coefficient table at them.
+//!
+//! Schedules live on the host in `f64`. A batch of timesteps `t` (shape `[N]`) is read back
+//! once, checked against the number of timesteps, and every coefficient the caller needs is
+//! then gathered from its table in `f64`, rounded once to the tensor's float type and
+//! uploaded already broadcast to `[N, 1, 1, ...]`, for a tensor of any rank.
+
+use burn::tensor::{Int, Tensor, TensorData};
+
+use crate::error::{DiffusionError, Result};
+
+/// A batch of validated 0-based timesteps, one per example, read from the device once.
+///
+/// # Example
+/// ```
+/// use burn::tensor::{Device, Int, Tensor};
+/// use burn_diffusion::Timesteps;
+///
+/// let device = Device::flex();
+/// let t = Tensor::<1, Int>::from_ints([0, 5, 9], &device);
+/// let ts = Timesteps::read(&t, 10).unwrap();
+/// assert_eq!(ts.as_slice(), &[0, 5, 9]);
+/// assert!(Timesteps::read(&t, 9).is_err()); // 9 is out of 0..9
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Timesteps {
+    values: Vec<usize>,
+}
+
+impl Timesteps {
+    /// Reads `t` (shape `[N]`) and checks that every entry lies in `0..num_timesteps`.
+    pub fn read(t: &Tensor<1, Int>, num_timesteps: usize) -> Result<Self> {
+        let raw = t
+            .try_to_vec_as::<i64>()
+            .map_err(|e| DiffusionError::TensorRead {
+                what: "timesteps",
+                reason: format!("{e:?}"),
+            })?;
+        Self::from_values(&raw, num_timesteps)
+    }
+
+    /// Checks host-side timesteps against `0..num_timesteps`.
+    pub fn from_values(values: &[i64], num_timesteps: usize) -> Result<Self> {
+        let values = values
+            .iter()
+            .enumerate()
+            .map(|(index, &timestep)| match usize::try_from(timestep) {
+                Ok(v) if v < num_timesteps => Ok(v),
+                _ => Err(DiffusionError::TimestepOutOfRange {
+                    timestep,
+                    index,
+                    num_timesteps,
+                }),
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self { values })
+    }
+
+    /// The timesteps, in batch order.
+    pub fn as_slice(&self) -> &[usize] {
+        &self.values
+    }
+
+    /// The batch size `N`.
+    pub fn len(&self) -> usize {
+        self.values.len()
+    }
+
+    /// Whether the batch is empty.
+    pub fn is_empty(&self) -> bool {
+        self.values.is_empty()
+    }
+
+    /// Checks that `like` has batch dimension `N` (its first dimension).
+    pub fn check_batch<const D: usize>(&self, like: &Tensor<D>) -> Result<()> {
+        let dims = like.dims();
+        if D == 0 || dims[0] != self.values.len() {
+            return Err(DiffusionError::ShapeMismatch {
+                what: "batch size of the tensor vs the number of timesteps",
+                expected: vec![self.values.len()],
+                got: dims.to_vec(),
+            });
+        }
+        Ok(())
+    }
+
+    /// `table[t_i]` for every example, shaped `[N, 1, ..., 1]` to broadcast against `like`,
+    /// on `like`'s device and in its float type.
+    ///
+    /// # Shapes
+    /// - `like`: `[N, ...]` (rank `D`)
+    /// - output: `[N, 1, ..., 1]` (rank `D`)
+    ///
+    /// # Errors
+    /// [`DiffusionError::ShapeMismatch`] if `like`'s first dimension is not `N`;
+    /// [`DiffusionError::TimestepOutOfRange`] if `table` is shorter than a timestep needs.
+    pub fn gather<const D: usize>(&self, table: &[f64], like: &Tensor<D>) -> Result<Tensor<D>> {
+        if let Some((index, &t)) = self
+            .values
+            .iter()
+            .enumerate()
+            .find(|(_, t)| **t >= table.len())
+        {
+            return Err(DiffusionError::TimestepOutOfRange {
+                timestep: t as i64,
+                index,
+                num_timesteps: table.len(),
+            });
+        }
+        self.gather_map(|t| table[t], like)
+    }
+
+    /// `f(t_i)` for every example, computed in `f64` on the host, shaped like
+    /// [`Timesteps::gather`]'s output (`f` is called only with the validated timesteps).
+    /// For coefficients that combine several tables
+    /// (`1/√ᾱ_t`, `√(1/ᾱ_t − 1)`, ...), so that they are rounded to the tensor's float
+    /// type once, not once per factor.
+    ///
+    /// # Errors
+    /// [`DiffusionError::ShapeMismatch`] if `like`'s first dimension is not `N`.
+    pub fn gather_map<const D: usize>(
+        &self,
+        f: impl Fn(usize) -> f64,
+        like: &Tensor<D>,
+    ) -> Result<Tensor<D>> {
+        self.check_batch(like)?;
+        let (device, dtype) = (like.device(), like.dtype());
+        let values: Vec<f64> = self.values.iter().map(|&t| f(t)).collect();
+        let mut shape = [1usize; D];
+        shape[0] = self.values.len();
+        let data = TensorData::new(values, shape).convert_dtype(dtype);
+        Ok(Tensor::from_data(data, (&device, dtype)))
+    }
+}
+
+/// Checks that two tensors have the same shape.
+pub(crate) fn check_same_shape<const D: usize>(
+    what: &'static str,
+    expected: &Tensor<D>,
+    got: &Tensor<D>,
+) -> Result<()> {
+    let (e, g) = (expected.dims(), got.dims());
+    if e != g {
+        return Err(DiffusionError::ShapeMismatch {
+            what,
+            expected: e.to_vec(),
+            got: g.to_vec(),
+        });
+    }
+    Ok(())
+}

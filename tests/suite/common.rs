@@ -1,0 +1,125 @@
+//! Shared test helpers: the devices every test runs on, tensor <-> f64 conversions and
+//! the reader of committed reference vectors.
+
+use std::collections::HashMap;
+
+use burn::tensor::{Device, Int, Tensor, TensorData};
+
+/// The CPU devices the whole suite runs on. Every device-level test iterates over this
+/// list, so adding a device here extends the entire suite.
+#[allow(deprecated)] // NdArray is deprecated in Burn 0.22 but still a supported backend.
+pub fn devices() -> Vec<(&'static str, Device)> {
+    vec![("flex", Device::flex()), ("ndarray", Device::ndarray())]
+}
+
+/// Runs `check` once per device of [`devices`], naming the device on failure.
+pub fn on_each_device(check: impl Fn(&Device)) {
+    for (name, device) in devices() {
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check(&device)));
+        if let Err(panic) = result {
+            eprintln!("failure on device {name}");
+            std::panic::resume_unwind(panic);
+        }
+    }
+}
+
+/// A float tensor from `f64` values (rounded to f32) with the given shape.
+pub fn tensor<const D: usize>(values: &[f64], shape: [usize; D], device: &Device) -> Tensor<D> {
+    let v: Vec<f32> = values.iter().map(|x| *x as f32).collect();
+    Tensor::from_data(TensorData::new(v, shape), device)
+}
+
+/// An Int tensor of timesteps.
+pub fn timesteps(values: &[usize], device: &Device) -> Tensor<1, Int> {
+    let v: Vec<i64> = values.iter().map(|x| *x as i64).collect();
+    Tensor::from_data(TensorData::new(v, [values.len()]), device)
+}
+
+/// The values of a float tensor, row-major, as f64.
+pub fn values<const D: usize>(t: Tensor<D>) -> Vec<f64> {
+    t.try_into_vec_as::<f32>()
+        .expect("readable tensor")
+        .into_iter()
+        .map(f64::from)
+        .collect()
+}
+
+/// Asserts |got − want| ≤ abs + rel·|want| elementwise, naming the first failure.
+#[track_caller]
+pub fn assert_close(what: &str, got: &[f64], want: &[f64], rel: f64, abs: f64) {
+    assert_eq!(got.len(), want.len(), "{what}: length");
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        let ok = (g - w).abs() <= abs + rel * w.abs() || (g == w);
+        assert!(ok, "{what}[{i}]: got {g}, want {w} (rel {rel}, abs {abs})");
+    }
+}
+
+/// Named vectors from a file under `tests/data/reference/` (format: `name v1 v2 ...`).
+pub struct Reference {
+    vectors: HashMap<String, Vec<f64>>,
+}
+
+impl Reference {
+    /// Parses every `*.txt` file under `tests/data/reference/` into one map (vector names
+    /// are unique across files).
+    pub fn load() -> Self {
+        let dir = format!("{}/tests/data/reference", env!("CARGO_MANIFEST_DIR"));
+        let mut text = String::new();
+        for entry in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{dir}: {e}")) {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "txt") {
+                text += &std::fs::read_to_string(&path).unwrap();
+                text.push('\n');
+            }
+        }
+        let vectors = text
+            .lines()
+            .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+            .map(|line| {
+                let mut parts = line.split_whitespace();
+                let name = parts.next().unwrap().to_string();
+                let vals = parts
+                    .map(|p| match p {
+                        "nan" => f64::NAN,
+                        "inf" => f64::INFINITY,
+                        "-inf" => f64::NEG_INFINITY,
+                        _ => p.parse().unwrap_or_else(|e| panic!("{name}: {p}: {e}")),
+                    })
+                    .collect();
+                (name, vals)
+            })
+            .collect();
+        Self { vectors }
+    }
+
+    /// The vector called `name`.
+    #[track_caller]
+    pub fn get(&self, name: &str) -> &[f64] {
+        self.vectors
+            .get(name)
+            .unwrap_or_else(|| panic!("reference vector {name} missing"))
+    }
+
+    /// The vector called `name`, as non-negative integers.
+    #[track_caller]
+    pub fn get_usize(&self, name: &str) -> Vec<usize> {
+        self.get(name).iter().map(|v| *v as usize).collect()
+    }
+
+    /// Whether a vector called `name` exists.
+    pub fn has(&self, name: &str) -> bool {
+        self.vectors.contains_key(name)
+    }
+
+    /// All vector names starting with `prefix`.
+    pub fn names_with_prefix(&self, prefix: &str) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .vectors
+            .keys()
+            .filter(|k| k.starts_with(prefix))
+            .cloned()
+            .collect();
+        names.sort();
+        names
+    }
+}

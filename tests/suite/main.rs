@@ -1,0 +1,9 @@
+//! The integration test suite: one binary, every test run on every CPU device
+//! (see `common::devices`).
+
+mod common;
+mod errors;
+mod monte_carlo;
+mod oracle;
+mod properties;
+mod reference;
