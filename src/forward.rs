@@ -14,8 +14,7 @@ use crate::timesteps::{Timesteps, check_same_shape};
 /// q(x_t | x_{t−1}) = N(x_t; c_t x_{t−1}, d_t² I)     one transition (eq. 2)
 /// ```
 ///
-/// $$q(\mathbf x_t \mid \mathbf x_0) = \mathcal N(a_t \mathbf x_0, s_t^2 \mathbf I), \qquad
-///   q(\mathbf x_t \mid \mathbf x_{t-1}) = \mathcal N(c_t \mathbf x_{t-1}, d_t^2 \mathbf I)$$
+/// $$q(\mathbf x_t \mid \mathbf x_0) = \mathcal N(a_t \mathbf x_0, s_t^2 \mathbf I), \qquad q(\mathbf x_t \mid \mathbf x_{t-1}) = \mathcal N(c_t \mathbf x_{t-1}, d_t^2 \mathbf I)$$
 ///
 /// For the variance-preserving DDPM process a_t = √ᾱ_t, s_t = √(1 − ᾱ_t), c_t = √α_t,
 /// d_t² = β_t; for the variance-exploding (NCSN) process a_t = c_t = 1, s_t = σ_t,

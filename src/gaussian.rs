@@ -49,8 +49,7 @@ impl<const D: usize> Gaussian<D> {
 /// KL = ½ (−1 + logvar2 − logvar1 + exp(logvar1 − logvar2) + (mean1 − mean2)² exp(−logvar2))
 /// ```
 ///
-/// $$\mathrm{KL} = \tfrac12\left(-1 + \log\sigma_2^2 - \log\sigma_1^2 + \frac{\sigma_1^2}{\sigma_2^2}
-///   + \frac{(\mu_1-\mu_2)^2}{\sigma_2^2}\right)$$
+/// $$\mathrm{KL} = \tfrac12\left(-1 + \log\sigma_2^2 - \log\sigma_1^2 + \frac{\sigma_1^2}{\sigma_2^2} + \frac{(\mu_1-\mu_2)^2}{\sigma_2^2}\right)$$
 ///
 /// the closed form used by every KL term L_{t−1} of the variational bound (Ho et al. 2020,
 /// eq. 5). Sum over non-batch dimensions for the KL of the diagonal Gaussians.
@@ -216,8 +215,7 @@ fn expm1<const D: usize>(x: Tensor<D>) -> Tensor<D> {
 /// p(+1) = 1 − Φ((1 − 1/255 − mean)/σ)                         (open-ended highest bin)
 /// ```
 ///
-/// $$p_\theta(x_0 \mid x_1) = \prod_i \int_{\delta_-(x_0^i)}^{\delta_+(x_0^i)}
-///   \mathcal N(x; \mu_\theta^i(x_1, 1), \sigma_1^2)\,dx$$
+/// $$p_\theta(x_0 \mid x_1) = \prod_i \int_{\delta_-(x_0^i)}^{\delta_+(x_0^i)} \mathcal N(x; \mu_\theta^i(x_1, 1), \sigma_1^2)\,dx$$
 ///
 /// The 256 bin probabilities sum to 1. Unlike improved-diffusion, which uses a tanh
 /// approximation of Φ and clamps probabilities at 1e-12, this is exact to `f32` precision

@@ -14,9 +14,9 @@ use crate::timesteps::{Timesteps, check_same_shape};
 /// μ̃_t(x_t, x_0) = coef1_t · x_0 + coef2_t · x_t
 /// ```
 ///
-/// $$\tilde\mu_t(\mathbf x_t, \mathbf x_0) = \frac{\sqrt{\bar\alpha_{t-1}}\beta_t}{1-\bar\alpha_t}\mathbf x_0
-///   + \frac{\sqrt{\alpha_t}(1-\bar\alpha_{t-1})}{1-\bar\alpha_t}\mathbf x_t, \qquad
-///   \tilde\beta_t = \frac{1-\bar\alpha_{t-1}}{1-\bar\alpha_t}\beta_t$$
+/// $$\tilde\mu_t(\mathbf x_t, \mathbf x_0) = \frac{\sqrt{\bar\alpha_{t-1}}\beta_t}{1-\bar\alpha_t}\mathbf x_0 + \frac{\sqrt{\alpha_t}(1-\bar\alpha_{t-1})}{1-\bar\alpha_t}\mathbf x_t$$
+///
+/// $$\tilde\beta_t = \frac{1-\bar\alpha_{t-1}}{1-\bar\alpha_t}\beta_t$$
 ///
 /// for the DDPM process; any Gaussian [`crate::ForwardProcess`] has such a posterior, by
 /// Bayes' rule on q(x_t | x_{t−1}) and q(x_{t−1} | x_0):

@@ -51,7 +51,7 @@ fn sigmas() -> impl Strategy<Value = Vec<f64>> {
     })
 }
 
-const CASES: u32 = 48;
+const CASES: u32 = 256;
 
 /// Checks the tensor posterior of `process` against Bayes' rule on `chain`.
 fn check_posterior<P: Posterior>(process: &P, chain: &Chain, ts: &[usize], x0: &[f64], xt: &[f64]) {
