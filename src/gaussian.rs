@@ -94,6 +94,24 @@ pub fn standard_normal_log_prob<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     x.square() * -0.5 - HALF_LOG_TWO_PI
 }
 
+/// log N(x; mean, exp(log_variance)), elementwise: the continuous Gaussian decoder's
+/// log-likelihood, −(x − mean)²/(2σ²) − ½·log σ² − ½·log(2π).
+///
+/// # Shapes
+/// `x`, `mean` and `log_variance` broadcast to a common shape, which is the output's.
+///
+/// # Errors
+/// [`DiffusionError::ShapeMismatch`] if the shapes do not broadcast.
+pub fn gaussian_log_likelihood<const D: usize>(
+    x: Tensor<D>,
+    mean: Tensor<D>,
+    log_variance: Tensor<D>,
+) -> Result<Tensor<D>> {
+    check_broadcast(&[&x, &mean, &log_variance])?;
+    let z2 = (x - mean).square() * log_variance.clone().neg().exp();
+    Ok((z2 + log_variance) * -0.5 - HALF_LOG_TWO_PI)
+}
+
 /// log Φ(x), the log of the standard normal CDF, elementwise, accurate in both tails.
 ///
 /// For x ≤ 0, Φ(x) = ½·erfc(−x/√2) and log erfc(z) = log τ − z² + P(τ) with τ = 1/(1 + z/2)
@@ -263,4 +281,81 @@ fn check_broadcast<const D: usize>(tensors: &[&Tensor<D>]) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::Device;
+
+    fn values<const D: usize>(t: Tensor<D>) -> Vec<f64> {
+        t.try_into_vec_as::<f32>()
+            .unwrap()
+            .into_iter()
+            .map(f64::from)
+            .collect()
+    }
+
+    /// log(Φ(b) − Φ(a)) by f64 Simpson integration of φ over [a, b] (independent of erfc).
+    fn log_interval_f64(a: f64, b: f64) -> f64 {
+        let n = 2000;
+        let h = (b - a) / n as f64;
+        let phi = |x: f64| (-0.5 * x * x).exp() / (2.0 * core::f64::consts::PI).sqrt();
+        let mut sum = phi(a) + phi(b);
+        for i in 1..n {
+            sum += phi(a + i as f64 * h) * if i % 2 == 1 { 4.0 } else { 2.0 };
+        }
+        (sum * h / 3.0).ln()
+    }
+
+    #[test]
+    fn both_interval_branches_agree_with_integration_around_the_switch() {
+        // width·max(1, |mid|) = 0.5 is the switch from the midpoint series to the log-CDF
+        // difference; just below and just above it, both must match the integral.
+        let device = Device::flex();
+        let cases = [
+            (0.0, 0.49),
+            (0.0, 0.51),
+            (2.0, 0.249),
+            (2.0, 0.251),
+            (-6.0, 0.083),
+            (-6.0, 0.084),
+            (0.3, 0.01),
+            (-3.0, 1.5),
+        ];
+        for (mid, width) in cases {
+            let (a, b) = (mid - width / 2.0, mid + width / 2.0);
+            let t = |v: f64| Tensor::<1>::from_floats([v as f32], &device);
+            let got = values(log_standard_normal_cdf_diff(t(a), t(b)))[0];
+            let want = log_interval_f64(a, b);
+            assert!(
+                (got - want).abs() < 2e-6 * (1.0 + want.abs()),
+                "mid {mid}, width {width}: got {got}, want {want}"
+            );
+        }
+    }
+
+    #[test]
+    fn sample_with_checks_the_noise_shape() {
+        let device = Device::flex();
+        let g = Gaussian {
+            mean: Tensor::<2>::from_floats([[1.0, 2.0]], &device),
+            variance: Tensor::<2>::from_floats([[4.0]], &device),
+            log_variance: Tensor::<2>::from_floats([[4.0f32.ln()]], &device),
+        };
+        let noise = Tensor::<2>::from_floats([[0.5, -1.0]], &device);
+        assert_eq!(values(g.sample_with(noise).unwrap()), vec![2.0, 0.0]);
+        assert!(g.sample_with(Tensor::<2>::zeros([1, 3], &device)).is_err());
+    }
+
+    #[test]
+    fn standard_normal_log_prob_at_zero_and_one() {
+        let device = Device::flex();
+        let lp = values(standard_normal_log_prob(Tensor::<1>::from_floats(
+            [0.0, 1.0],
+            &device,
+        )));
+        assert!((lp[0] + HALF_LOG_TWO_PI).abs() < 1e-6);
+        assert!((lp[1] + HALF_LOG_TWO_PI + 0.5).abs() < 1e-6);
+    }
 }

@@ -15,6 +15,10 @@
 //! | [`VpProcess`], [`VeProcess`] | the variance-preserving (DDPM) and variance-exploding (NCSN) processes |
 //! | [`Prediction`] | ε, x_0 and v parameterizations and their conversions |
 //! | [`normal_kl`], [`discretized_gaussian_log_likelihood`], ... | Gaussian helpers of the variational bound |
+//! | [`Denoiser`] | the model trait (any closure `Fn(x_t, t) -> output` is one) |
+//! | [`Parameterization`], [`VarianceKind`] | how a model output defines p_θ(x_{t−1} \| x_t) |
+//! | [`Loss`], [`SimpleLoss`], [`VlbLoss`], [`HybridLoss`] | the training objectives; [`VlbLoss::evaluate_bound`] for bits/dim |
+//! | [`TimestepSampler`], [`LossSecondMomentResampler`] | uniform and importance-sampled training timesteps |
 //!
 //! ## Notation
 //!
@@ -69,7 +73,10 @@
 mod error;
 mod forward;
 mod gaussian;
+mod loss;
+mod model;
 mod noise;
+mod parameterization;
 mod posterior;
 mod prediction;
 mod process;
@@ -79,12 +86,19 @@ mod timesteps;
 pub use error::{DiffusionError, Result};
 pub use forward::ForwardProcess;
 pub use gaussian::{
-    Gaussian, discretized_gaussian_log_likelihood, log_standard_normal_cdf,
-    log_standard_normal_cdf_diff, normal_kl, standard_normal_cdf, standard_normal_log_prob,
+    Gaussian, discretized_gaussian_log_likelihood, gaussian_log_likelihood,
+    log_standard_normal_cdf, log_standard_normal_cdf_diff, normal_kl, standard_normal_cdf,
+    standard_normal_log_prob,
 };
+pub use loss::{
+    BoundEvaluation, Decoder, HybridLoss, LN_2, Loss, LossOutput, LossSecondMomentResampler,
+    SimpleLoss, TimestepSampler, UniformSampler, VbTerms, VlbLoss, Weighting, uniform_timesteps,
+};
+pub use model::Denoiser;
 pub use noise::{SeededRng, randn};
+pub use parameterization::{Parameterization, ReverseStep, VarianceKind};
 pub use posterior::Posterior;
 pub use prediction::{Prediction, eps_from_x0, v_from_x0_eps, x0_from_eps};
 pub use process::{VeConfig, VeProcess, VpProcess};
 pub use schedule::{BetaSchedule, DiscreteSchedule, NoiseSchedule, ScheduleConfig, Spacing};
-pub use timesteps::Timesteps;
+pub use timesteps::{Timesteps, constant_timesteps};

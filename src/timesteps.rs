@@ -133,6 +133,11 @@ impl Timesteps {
     }
 }
 
+/// `n` copies of timestep `t` as a `[n]` Int tensor on `device`.
+pub fn constant_timesteps(n: usize, t: usize, device: &burn::tensor::Device) -> Tensor<1, Int> {
+    Tensor::from_data(TensorData::new(vec![t as i64; n], [n]), device)
+}
+
 /// Checks that two tensors have the same shape.
 pub(crate) fn check_same_shape<const D: usize>(
     what: &'static str,
@@ -148,4 +153,45 @@ pub(crate) fn check_same_shape<const D: usize>(
         });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::Device;
+
+    #[test]
+    fn gather_broadcasts_to_any_rank() {
+        let device = Device::flex();
+        let t = Tensor::<1, Int>::from_ints([2, 0], &device);
+        let ts = Timesteps::read(&t, 3).unwrap();
+        let like = Tensor::<4>::zeros([2, 3, 4, 5], &device);
+        let c = ts.gather(&[10.0, 20.0, 30.0], &like).unwrap();
+        assert_eq!(c.dims(), [2, 1, 1, 1]);
+        assert_eq!(c.try_into_vec_as::<f32>().unwrap(), vec![30.0, 10.0]);
+        let like3 = Tensor::<3>::zeros([2, 7, 1], &device);
+        let m = ts.gather_map(|t| t as f64 * 0.5, &like3).unwrap();
+        assert_eq!(m.dims(), [2, 1, 1]);
+        assert_eq!(m.try_into_vec_as::<f32>().unwrap(), vec![1.0, 0.0]);
+    }
+
+    #[test]
+    fn short_tables_and_wrong_batches_are_errors() {
+        let device = Device::flex();
+        let ts = Timesteps::from_values(&[4, 1], 10).unwrap();
+        let like = Tensor::<2>::zeros([2, 2], &device);
+        let e = ts.gather(&[0.0; 3], &like).unwrap_err();
+        assert!(matches!(
+            e,
+            DiffusionError::TimestepOutOfRange {
+                timestep: 4,
+                index: 0,
+                num_timesteps: 3
+            }
+        ));
+        let wrong = Tensor::<2>::zeros([3, 2], &device);
+        assert!(ts.gather(&[0.0; 10], &wrong).is_err());
+        assert_eq!(ts.len(), 2);
+        assert!(!ts.is_empty());
+    }
 }

@@ -1,0 +1,92 @@
+//! The `Loss` trait and what every loss returns.
+
+use burn::tensor::{Int, Tensor};
+
+use crate::error;
+use crate::model::Denoiser;
+use crate::noise::{SeededRng, randn};
+
+/// Natural log of 2: divide nats by this for bits.
+pub const LN_2: f64 = core::f64::consts::LN_2;
+
+/// A loss's value for each example of a batch and its named terms.
+///
+/// Every tensor has shape `[N]`; `loss` is what to minimize (its mean over the batch),
+/// and it stays differentiable on an autodiff device.
+#[derive(Debug, Clone)]
+pub struct LossOutput {
+    /// The per-example loss.
+    pub loss: Tensor<1>,
+    /// Named per-example terms (for logging), e.g. `("mse", ..)`, `("vb", ..)`.
+    pub terms: Vec<(&'static str, Tensor<1>)>,
+}
+
+impl LossOutput {
+    /// The term called `name`, if the loss produced it.
+    pub fn term(&self, name: &str) -> Option<&Tensor<1>> {
+        self.terms.iter().find(|(n, _)| *n == name).map(|(_, t)| t)
+    }
+}
+
+/// A diffusion training objective evaluated at given timesteps and noise.
+///
+/// Implementations: [`crate::SimpleLoss`] (ε / x_0 / v MSE with a weighting),
+/// [`crate::VlbLoss`] (the variational bound's term at t) and [`crate::HybridLoss`]
+/// (L_simple + λ·L_vlb for learned variances).
+pub trait Loss<const D: usize> {
+    /// Number of timesteps of the process the loss is defined on.
+    fn num_timesteps(&self) -> usize;
+
+    /// The loss of `model` on data `x0` (`[N, ...]`) noised with `noise` at timesteps `t` (`[N]`).
+    ///
+    /// # Errors
+    /// Timesteps out of range, or shapes (data, noise, model output) that do not match.
+    fn loss<M: Denoiser<D>>(
+        &self,
+        model: &M,
+        x0: Tensor<D>,
+        t: &Tensor<1, Int>,
+        noise: Tensor<D>,
+    ) -> error::Result<LossOutput>;
+
+    /// [`Loss::loss`] at timesteps drawn uniformly from `0..T` and noise drawn from `seed`.
+    ///
+    /// # Errors
+    /// As [`Loss::loss`].
+    fn loss_seeded<M: Denoiser<D>>(
+        &self,
+        model: &M,
+        x0: Tensor<D>,
+        seed: u64,
+    ) -> error::Result<LossOutput> {
+        let device = x0.device();
+        let n = x0.dims()[0];
+        let t = uniform_timesteps(n, self.num_timesteps(), seed, &device);
+        let noise = randn(x0.shape(), seed.wrapping_add(1), &device);
+        self.loss(model, x0, &t, noise)
+    }
+}
+
+/// `n` timesteps drawn uniformly from `0..num_timesteps` with [`SeededRng`].
+///
+/// # Shapes
+/// - output: `[n]`
+pub fn uniform_timesteps(
+    n: usize,
+    num_timesteps: usize,
+    seed: u64,
+    device: &burn::tensor::Device,
+) -> Tensor<1, Int> {
+    let mut rng = SeededRng::new(seed);
+    let values: Vec<i64> = (0..n)
+        .map(|_| (rng.next_open01() * num_timesteps as f64) as i64)
+        .map(|t| t.min(num_timesteps as i64 - 1))
+        .collect();
+    Tensor::from_data(burn::tensor::TensorData::new(values, [n]), device)
+}
+
+/// The mean over every dimension but the first: `[N, ...]` → `[N]`.
+pub(crate) fn mean_flat<const D: usize>(x: Tensor<D>) -> Tensor<1> {
+    let n = x.dims()[0];
+    x.reshape([n as i64, -1]).mean_dim(1).reshape([n as i64])
+}
