@@ -92,10 +92,11 @@ impl Weighting {
                         // at t = 0, coef1 = 1 and σ² = β̃_1 (the clipped value): the
                         // continuous Gaussian decoder's −log p(x_0 | x_1) up to a constant.
                         let per_x0 = coef1[t].powi(2) / (2.0 * log_var[t].exp());
+                        // ‖x_0 − x̂_0‖² = (s²/a²)‖ε − ε̂‖² = s²/(a² + s²)²·‖v − v̂‖².
                         match p {
                             Prediction::Sample => per_x0,
-                            Prediction::Epsilon => per_x0 / eps_per_x0,
-                            Prediction::Velocity => per_x0 / eps_per_x0 * eps_per_v,
+                            Prediction::Epsilon => per_x0 * s2 / a2,
+                            Prediction::Velocity => per_x0 * s2 / (a2 + s2).powi(2),
                         }
                     }
                 }

@@ -721,3 +721,69 @@ fn importance_sampler_is_unbiased() {
         "importance sampling did not reduce the variance: {var_is} vs {var_u}"
     );
 }
+
+/// Zero-terminal-SNR schedules: no weighting divides by zero. Every (prediction,
+/// weighting) pair gives finite weights, except the VLB weight of an ε-predictor, which is
+/// infinite at the last step and rejected with an error that says what to use instead; the
+/// losses at the last step are finite.
+#[test]
+fn zero_terminal_snr_weights_are_finite_or_rejected() {
+    let schedule = ScheduleConfig::new()
+        .with_num_timesteps(100)
+        .with_rescale_zero_terminal_snr(true)
+        .init()
+        .unwrap();
+    let process = VpProcess::new(schedule);
+    let device = Device::flex();
+    let x0 = randn::<2>([4, 3], 1, &device);
+    let t = timesteps(&[99, 99, 0, 50], &device);
+    let noise = randn::<2>([4, 3], 2, &device);
+    let model = |x_t: Tensor<2>, _t: Tensor<1, Int>| x_t * 0.3;
+    for prediction in [
+        Prediction::Epsilon,
+        Prediction::Sample,
+        Prediction::Velocity,
+    ] {
+        for weighting in [
+            Weighting::Uniform,
+            Weighting::Vlb,
+            Weighting::Snr,
+            Weighting::MinSnr { gamma: 5.0 },
+        ] {
+            match SimpleLoss::new(process.clone(), prediction, weighting.clone()) {
+                Ok(loss) => {
+                    assert!(loss.weights().iter().all(|w| w.is_finite()));
+                    let out = loss.loss(&model, x0.clone(), &t, noise.clone()).unwrap();
+                    let v = values(out.loss);
+                    assert!(
+                        v.iter().all(|l| l.is_finite()),
+                        "{prediction:?} {weighting:?}: {v:?}"
+                    );
+                }
+                Err(e) => {
+                    assert_eq!(
+                        (prediction, weighting.clone()),
+                        (Prediction::Epsilon, Weighting::Vlb)
+                    );
+                    assert!(e.to_string().contains("predict x_0 or v"), "{e}");
+                }
+            }
+        }
+    }
+    // MinSnr at SNR = 0 is min(1, γ/0) = 1 for ε, i.e. plain ε-MSE.
+    let min_snr = SimpleLoss::new(
+        process,
+        Prediction::Epsilon,
+        Weighting::MinSnr { gamma: 5.0 },
+    )
+    .unwrap();
+    assert_eq!(min_snr.weights()[99], 1.0);
+    assert!(
+        SimpleLoss::new(
+            VpProcess::new(ScheduleConfig::new().init().unwrap()),
+            Prediction::Epsilon,
+            Weighting::MinSnr { gamma: -1.0 }
+        )
+        .is_err()
+    );
+}
