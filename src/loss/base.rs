@@ -3,6 +3,7 @@
 use burn::tensor::{Int, Tensor};
 
 use crate::error;
+use crate::forward::ForwardProcess;
 use crate::model::Denoiser;
 use crate::noise::{SeededRng, randn};
 
@@ -83,6 +84,20 @@ pub fn uniform_timesteps(
         .map(|t| t.min(num_timesteps as i64 - 1))
         .collect();
     Tensor::from_data(burn::tensor::TensorData::new(values, [n]), device)
+}
+
+/// x_t = a_t x_0 + s_t ε (eq. 4) and the model's output at (x_t, t): the first step of
+/// every training loss.
+pub(crate) fn noised_output<P: ForwardProcess, M: Denoiser<D>, const D: usize>(
+    process: &P,
+    model: &M,
+    x0: Tensor<D>,
+    t: &Tensor<1, Int>,
+    noise: Tensor<D>,
+) -> error::Result<(Tensor<D>, Tensor<D>)> {
+    let x_t = process.q_sample(x0, t, noise)?;
+    let output = model.denoise(x_t.clone(), t.clone(), None);
+    Ok((x_t, output))
 }
 
 /// The mean over every dimension but the first: `[N, ...]` → `[N]`.

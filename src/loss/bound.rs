@@ -5,7 +5,7 @@ use burn::tensor::Tensor;
 
 use crate::error;
 use crate::forward::ForwardProcess;
-use crate::loss::base::{LN_2, mean_flat};
+use crate::loss::base::{LN_2, mean_flat, noised_output};
 use crate::loss::vlb::VlbLoss;
 use crate::model::Denoiser;
 use crate::noise::randn;
@@ -54,8 +54,7 @@ impl<P: ForwardProcess + Posterior> VlbLoss<P> {
         for (done, t) in (0..steps).rev().enumerate() {
             let tt = constant_timesteps(n, t, &device);
             let eps = noise(t);
-            let x_t = process.q_sample(x0.clone(), &tt, eps.clone())?;
-            let output = model.denoise(x_t.clone(), tt.clone(), None);
+            let (x_t, output) = noised_output(process, model, x0.clone(), &tt, eps.clone())?;
             let terms = self.vb_terms(output, x0.clone(), x_t, &tt)?;
             columns.push([
                 terms.bits_per_dim(),

@@ -5,7 +5,7 @@ use burn::tensor::{Int, Tensor};
 
 use crate::error::{self, DiffusionError};
 use crate::forward::ForwardProcess;
-use crate::loss::base::{Loss, LossOutput, mean_flat};
+use crate::loss::base::{Loss, LossOutput, mean_flat, noised_output};
 use crate::loss::vlb::{Decoder, VlbLoss};
 use crate::model::Denoiser;
 use crate::parameterization::Parameterization;
@@ -78,8 +78,7 @@ impl<P: ForwardProcess + Posterior, const D: usize> Loss<D> for HybridLoss<P> {
     ) -> error::Result<LossOutput> {
         let process = self.vlb.process();
         let parameterization = self.vlb.parameterization();
-        let x_t = process.q_sample(x0.clone(), t, noise.clone())?;
-        let output = model.denoise(x_t.clone(), t.clone(), None);
+        let (x_t, output) = noised_output(process, model, x0.clone(), t, noise.clone())?;
         let (mean_part, var_part) = parameterization.split(output, &x_t)?;
         let target = parameterization
             .prediction

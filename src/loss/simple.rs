@@ -4,7 +4,7 @@ use burn::tensor::{Int, Tensor};
 
 use crate::error;
 use crate::forward::ForwardProcess;
-use crate::loss::base::{Loss, LossOutput, mean_flat};
+use crate::loss::base::{Loss, LossOutput, mean_flat, noised_output};
 use crate::loss::weighting::Weighting;
 use crate::model::Denoiser;
 use crate::posterior::Posterior;
@@ -90,9 +90,8 @@ impl<P: ForwardProcess + Posterior, const D: usize> Loss<D> for SimpleLoss<P> {
         noise: Tensor<D>,
     ) -> error::Result<LossOutput> {
         let ts = Timesteps::read(t, self.process.num_timesteps())?;
-        let x_t = self.process.q_sample(x0.clone(), t, noise.clone())?;
+        let (_, output) = noised_output(&self.process, model, x0.clone(), t, noise.clone())?;
         let target = self.prediction.target(&self.process, x0, noise, t)?;
-        let output = model.denoise(x_t, t.clone(), None);
         check_same_shape("model output vs x0", &target, &output)?;
         let mse = mean_flat((output - target).square());
         let weight = ts.gather(&self.weights, &mse)?;

@@ -6,7 +6,7 @@ use burn::tensor::{Int, Tensor};
 use crate::error;
 use crate::forward::ForwardProcess;
 use crate::gaussian::{discretized_gaussian_log_likelihood, gaussian_log_likelihood, normal_kl};
-use crate::loss::base::{LN_2, Loss, LossOutput, mean_flat};
+use crate::loss::base::{LN_2, Loss, LossOutput, mean_flat, noised_output};
 use crate::model::Denoiser;
 use crate::parameterization::Parameterization;
 use crate::posterior::Posterior;
@@ -182,8 +182,7 @@ impl<P: ForwardProcess + Posterior, const D: usize> Loss<D> for VlbLoss<P> {
         t: &Tensor<1, Int>,
         noise: Tensor<D>,
     ) -> error::Result<LossOutput> {
-        let x_t = self.process.q_sample(x0.clone(), t, noise)?;
-        let output = model.denoise(x_t.clone(), t.clone(), None);
+        let (x_t, output) = noised_output(&self.process, model, x0.clone(), t, noise)?;
         let terms = self.vb_terms(output, x0, x_t, t)?;
         let bits = terms.bits_per_dim();
         let scale = if self.scale_by_num_timesteps {

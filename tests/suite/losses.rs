@@ -221,27 +221,16 @@ fn bound_evaluation_matches_calc_bpd_loop() {
                         .flat_map(|i| (0..steps).map(move |t| v[i * steps + steps - 1 - t]))
                         .collect()
                 };
-                assert_close(
-                    &format!("{key}.vb"),
-                    &values(eval.vb_bpd),
-                    &ascending(r.get(&format!("{key}.vb_exact"))),
-                    2e-5,
-                    2e-6,
-                );
-                assert_close(
-                    &format!("{key}.xstart_mse"),
-                    &values(eval.x0_mse),
-                    &ascending(r.get(&format!("{key}.xstart_mse"))),
-                    1e-4,
-                    1e-9,
-                );
-                assert_close(
-                    &format!("{key}.mse"),
-                    &values(eval.eps_mse),
-                    &ascending(r.get(&format!("{key}.mse"))),
-                    1e-4,
-                    1e-9,
-                );
+                // (what, ours [N, T], reference, relative, absolute): f32 evaluation.
+                let per_t = [
+                    ("vb_exact", eval.vb_bpd, 2e-5, 2e-6),
+                    ("xstart_mse", eval.x0_mse, 1e-4, 1e-9),
+                    ("mse", eval.eps_mse, 1e-4, 1e-9),
+                ];
+                for (what, ours, rel, abs) in per_t {
+                    let want = ascending(r.get(&format!("{key}.{what}")));
+                    assert_close(&format!("{key}.{what}"), &values(ours), &want, rel, abs);
+                }
                 assert_close(
                     &format!("{key}.prior"),
                     &values(eval.prior_bpd),
