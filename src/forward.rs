@@ -34,6 +34,13 @@ pub trait ForwardProcess {
     /// d_t², the variance of q(x_t | x_{t−1}).
     fn transition_variance(&self) -> &[f64];
 
+    /// The training timestep that step `t` of this process stands for, which is what a
+    /// model is called with: `t` itself, or for a respaced schedule the kept original
+    /// timestep ([`crate::NoiseSchedule::original_timesteps`]).
+    fn model_timestep(&self, t: usize) -> usize {
+        t
+    }
+
     /// q(x_t | x_0) = N(a_t x_0, s_t² I) (Ho et al. 2020, eq. 4).
     ///
     /// # Shapes

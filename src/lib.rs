@@ -19,6 +19,7 @@
 //! | [`Parameterization`], [`VarianceKind`] | how a model output defines p_θ(x_{t−1} \| x_t) |
 //! | [`Loss`], [`SimpleLoss`], [`VlbLoss`], [`HybridLoss`] | the training objectives; [`VlbLoss::evaluate_bound`] for bits/dim |
 //! | [`TimestepSampler`], [`LossSecondMomentResampler`] | uniform and importance-sampled training timesteps |
+//! | [`ReverseSampler`], [`DdpmSampler`], [`DdimSampler`], [`sample`], [`Guided`] | reverse samplers, the sampling loop, classifier-free guidance |
 //!
 //! ## Notation
 //!
@@ -80,6 +81,7 @@ mod parameterization;
 mod posterior;
 mod prediction;
 mod process;
+mod sampler;
 mod schedule;
 mod timesteps;
 
@@ -100,5 +102,9 @@ pub use parameterization::{Parameterization, ReverseStep, VarianceKind};
 pub use posterior::Posterior;
 pub use prediction::{Prediction, eps_from_x0, v_from_x0_eps, x0_from_eps};
 pub use process::{VeConfig, VeProcess, VpProcess};
+pub use sampler::{
+    DdimSampler, DdpmSampler, DynamicThreshold, Guided, ReverseSampler, SampleOptions,
+    SampleOutput, StepOutput, X0Options, sample, sample_from_noise,
+};
 pub use schedule::{BetaSchedule, DiscreteSchedule, NoiseSchedule, ScheduleConfig, Spacing};
 pub use timesteps::{Timesteps, constant_timesteps};

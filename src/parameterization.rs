@@ -133,9 +133,16 @@ impl Parameterization {
         })
     }
 
-    /// (σ_t², log σ_t²) for this variance kind; `var_part` is the model's v for
-    /// `LearnedRange` (ignored otherwise).
-    fn variance<P: Posterior + ?Sized, const D: usize>(
+    /// (σ_t², log σ_t²) of p_θ(x_{t−1} | x_t) for this variance kind; `var_part` is the
+    /// second half of the model's output for `LearnedRange` (ignored otherwise).
+    ///
+    /// # Shapes
+    /// - `like`: `[N, ...]`, `t`: `[N]`; outputs `[N, 1, ...]` (fixed) or the shape of
+    ///   `var_part` (learned)
+    ///
+    /// # Errors
+    /// A timestep outside `0..T`, or a batch-size mismatch.
+    pub fn variance<P: Posterior + ?Sized, const D: usize>(
         &self,
         process: &P,
         like: &Tensor<D>,

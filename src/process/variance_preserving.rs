@@ -65,6 +65,9 @@ impl<S: NoiseSchedule> ForwardProcess for VpProcess<S> {
     fn transition_variance(&self) -> &[f64] {
         self.schedule.betas()
     }
+    fn model_timestep(&self, t: usize) -> usize {
+        self.schedule.original_timesteps()[t]
+    }
 }
 
 impl<S: NoiseSchedule> Posterior for VpProcess<S> {

@@ -8,3 +8,4 @@ mod monte_carlo;
 mod oracle;
 mod properties;
 mod reference;
+mod samplers;

@@ -1,0 +1,107 @@
+//! Ancestral sampling (Ho et al. 2020, Algorithm 2).
+
+use burn::tensor::Tensor;
+
+use crate::error::{self, DiffusionError};
+use crate::forward::ForwardProcess;
+use crate::parameterization::{Parameterization, VarianceKind};
+use crate::posterior::Posterior;
+use crate::sampler::base::{ReverseSampler, StepOutput, X0Options};
+use crate::timesteps::{check_same_shape, constant_timesteps};
+
+/// DDPM ancestral sampling (Ho et al. 2020, Algorithm 2): for t = T−1, …, 0,
+///
+/// ```text
+/// x_{t−1} = μ̃_t(x_t, x̂_0) + σ_t z,   z ~ N(0, I)   (no noise at the last step)
+/// ```
+///
+/// $$\mathbf x_{t-1} = \tilde\mu_t(\mathbf x_t, \hat{\mathbf x}_0) + \sigma_t \mathbf z$$
+///
+/// with x̂_0 from the model's output (eq. 15, clipped or thresholded if asked) and σ_t² from
+/// the [`VarianceKind`]: β̃_t, β_t or the model's learned variance. On a respaced schedule
+/// ([`crate::DiscreteSchedule::respace`]) it takes the K kept steps with their recomputed
+/// betas (Nichol & Dhariwal 2021, §4), calling the model with the original timesteps.
+///
+/// When to choose: the reference sampler; needs as many steps as training (hundreds to
+/// 1000) for its best quality; fewer on a respaced schedule with a learned variance.
+#[derive(Debug, Clone)]
+pub struct DdpmSampler<P> {
+    process: P,
+    variance: VarianceKind,
+    x0: X0Options,
+    timesteps: Vec<usize>,
+}
+
+impl<P: ForwardProcess + Posterior> DdpmSampler<P> {
+    /// Ancestral sampling over every step of `process`.
+    ///
+    /// # Errors
+    /// An invalid dynamic threshold.
+    pub fn new(process: P, variance: VarianceKind, x0: X0Options) -> error::Result<Self> {
+        x0.validate()?;
+        let timesteps = (0..process.num_timesteps()).rev().collect();
+        Ok(Self {
+            process,
+            variance,
+            x0,
+            timesteps,
+        })
+    }
+
+    fn parameterization(&self) -> Parameterization {
+        Parameterization {
+            prediction: self.x0.prediction,
+            variance: self.variance,
+        }
+    }
+}
+
+impl<P: ForwardProcess + Posterior, const D: usize> ReverseSampler<D> for DdpmSampler<P> {
+    type State = ();
+
+    fn timesteps(&self) -> &[usize] {
+        &self.timesteps
+    }
+
+    fn model_timestep(&self, i: usize) -> usize {
+        self.process.model_timestep(self.timesteps[i])
+    }
+
+    fn needs_noise(&self, i: usize) -> bool {
+        self.timesteps.get(i).is_some_and(|t| *t > 0)
+    }
+
+    fn step(
+        &self,
+        _state: &mut (),
+        i: usize,
+        x_t: Tensor<D>,
+        model_output: Tensor<D>,
+        noise: Option<Tensor<D>>,
+    ) -> error::Result<StepOutput<D>> {
+        let t = *self.timesteps.get(i).ok_or_else(|| {
+            DiffusionError::config(
+                "step index",
+                i,
+                format!("must be below {}", self.timesteps.len()),
+            )
+        })?;
+        let tt = constant_timesteps(x_t.dims()[0], t, &x_t.device());
+        let parameterization = self.parameterization();
+        let (mean_part, var_part) = parameterization.split(model_output, &x_t)?;
+        let (x0, _) = self.x0.x0_eps(&self.process, x_t.clone(), &tt, mean_part)?;
+        let mean = self.process.q_posterior(x0.clone(), x_t.clone(), &tt)?.mean;
+        if t == 0 {
+            return Ok(StepOutput { x_prev: mean, x0 });
+        }
+        let noise = noise.ok_or_else(|| {
+            DiffusionError::config("noise", "None", format!("step {i} (t = {t}) needs noise"))
+        })?;
+        check_same_shape("noise vs x_t", &x_t, &noise)?;
+        let (_, log_variance) = parameterization.variance(&self.process, &x_t, &tt, var_part)?;
+        Ok(StepOutput {
+            x_prev: mean + (log_variance * 0.5).exp() * noise,
+            x0,
+        })
+    }
+}

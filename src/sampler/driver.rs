@@ -1,0 +1,176 @@
+//! Running a sampler from noise to data.
+
+use burn::tensor::{Device, Shape, Tensor};
+
+use crate::error;
+use crate::model::Denoiser;
+use crate::noise::randn;
+use crate::sampler::base::ReverseSampler;
+use crate::timesteps::constant_timesteps;
+
+/// The result of [`sample`]: the final sample and, if asked, every intermediate one.
+#[derive(Debug, Clone)]
+pub struct SampleOutput<const D: usize> {
+    /// The sample after the last step (x_0).
+    pub sample: Tensor<D>,
+    /// x_T and the sample after each step, in order (empty unless asked for).
+    pub trajectory: Vec<Tensor<D>>,
+    /// x̂_0 predicted at each step (empty unless asked for).
+    pub predicted_x0: Vec<Tensor<D>>,
+}
+
+/// Options of [`sample`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SampleOptions {
+    /// Seed of the per-step noise (step i draws with `seed + 1 + i`).
+    pub seed: u64,
+    /// Keep the trajectory and the predicted x̂_0 of every step.
+    pub keep_trajectory: bool,
+}
+
+/// Runs `sampler` with `model` from the given x_T: at visit i, the model is called at the
+/// sampler's model timestep, then one step is taken with seeded noise. `progress(done,
+/// total)` is called after each step.
+///
+/// # Shapes
+/// - `x_t`: `[N, ...]`; output sample `[N, ...]`
+///
+/// # Errors
+/// A model output or step that fails (wrong shapes).
+///
+/// # Example
+/// ```
+/// use burn::tensor::{Device, Int, Tensor};
+/// use burn_diffusion::{DdimSampler, SampleOptions, ScheduleConfig, Spacing, VpProcess, X0Options, randn, sample};
+///
+/// let device = Device::flex();
+/// let process = VpProcess::new(ScheduleConfig::new().init().unwrap());
+/// let ddim = DdimSampler::with_spacing(process, &Spacing::Trailing { steps: 10 }, 0.0, X0Options::default()).unwrap();
+/// let model = |x_t: Tensor<2>, _t: Tensor<1, Int>| x_t * 0.1; // any closure is a model
+/// let x_t = randn::<2>([4, 2], 0, &device);
+/// let out = sample(&ddim, &model, x_t, SampleOptions::default(), |_, _| {}).unwrap();
+/// assert_eq!(out.sample.dims(), [4, 2]);
+/// ```
+pub fn sample<S: ReverseSampler<D>, M: Denoiser<D>, const D: usize>(
+    sampler: &S,
+    model: &M,
+    x_t: Tensor<D>,
+    options: SampleOptions,
+    mut progress: impl FnMut(usize, usize),
+) -> error::Result<SampleOutput<D>> {
+    let (n, device, shape) = (x_t.dims()[0], x_t.device(), x_t.shape());
+    let total = sampler.timesteps().len();
+    let mut state = S::State::default();
+    let mut x = x_t;
+    let mut trajectory = Vec::new();
+    let mut predicted_x0 = Vec::new();
+    if options.keep_trajectory {
+        trajectory.push(x.clone());
+    }
+    for i in 0..total {
+        let t = constant_timesteps(n, sampler.model_timestep(i), &device);
+        let output = model.denoise(x.clone(), t, None);
+        let noise = sampler.needs_noise(i).then(|| {
+            randn(
+                shape.clone(),
+                options.seed.wrapping_add(1 + i as u64),
+                &device,
+            )
+        });
+        let step = sampler.step(&mut state, i, x, output, noise)?;
+        x = step.x_prev;
+        if options.keep_trajectory {
+            trajectory.push(x.clone());
+            predicted_x0.push(step.x0);
+        }
+        progress(i + 1, total);
+    }
+    Ok(SampleOutput {
+        sample: x,
+        trajectory,
+        predicted_x0,
+    })
+}
+
+/// [`sample`] from x_T ~ N(0, I) of `shape`, drawn with `options.seed`.
+///
+/// # Errors
+/// As [`sample`].
+pub fn sample_from_noise<S: ReverseSampler<D>, M: Denoiser<D>, const D: usize>(
+    sampler: &S,
+    model: &M,
+    shape: impl Into<Shape>,
+    device: &Device,
+    options: SampleOptions,
+    progress: impl FnMut(usize, usize),
+) -> error::Result<SampleOutput<D>> {
+    let x_t = randn(shape, options.seed, device);
+    sample(sampler, model, x_t, options, progress)
+}
+
+/// Classifier-free guidance (Ho & Salimans 2022, eq. 6) around a conditional model:
+///
+/// ```text
+/// ε̃(x_t, c) = (1 + w) ε(x_t, c) − w ε(x_t, ∅)
+/// ```
+///
+/// The conditional and unconditional outputs are computed in one batch of 2N. It is itself
+/// a [`Denoiser`], so it plugs into every sampler; the guided output combines whatever the
+/// model predicts (ε, x_0 or v) the same way.
+#[derive(Debug, Clone)]
+pub struct Guided<'a, M> {
+    model: &'a M,
+    labels: burn::tensor::Tensor<1, burn::tensor::Int>,
+    null_label: i64,
+    scale: f64,
+}
+
+impl<'a, M> Guided<'a, M> {
+    /// Guidance of `model` toward `labels` (shape `[N]`, one per example of the batches it
+    /// will see) with weight `scale` = w, the unconditional branch using `null_label`.
+    /// w = 0 is the conditional model alone.
+    ///
+    /// # Errors
+    /// `scale` not finite.
+    pub fn new(
+        model: &'a M,
+        labels: burn::tensor::Tensor<1, burn::tensor::Int>,
+        null_label: i64,
+        scale: f64,
+    ) -> error::Result<Self> {
+        if !scale.is_finite() {
+            return Err(crate::DiffusionError::config(
+                "guidance scale",
+                scale,
+                "must be finite",
+            ));
+        }
+        Ok(Self {
+            model,
+            labels,
+            null_label,
+            scale,
+        })
+    }
+}
+
+impl<M: Denoiser<D>, const D: usize> Denoiser<D> for Guided<'_, M> {
+    fn denoise(
+        &self,
+        x_t: Tensor<D>,
+        t: burn::tensor::Tensor<1, burn::tensor::Int>,
+        _labels: Option<burn::tensor::Tensor<1, burn::tensor::Int>>,
+    ) -> Tensor<D> {
+        let n = x_t.dims()[0];
+        let null = self.labels.clone().full_like(self.null_label);
+        let labels = Tensor::cat(vec![self.labels.clone(), null], 0);
+        let out = self.model.denoise(
+            Tensor::cat(vec![x_t.clone(), x_t], 0),
+            Tensor::cat(vec![t.clone(), t], 0),
+            Some(labels),
+        );
+        let cond = out.clone().narrow(0, 0, n);
+        let uncond = out.narrow(0, n, n);
+        cond * (1.0 + self.scale) - uncond * self.scale
+    }
+}
