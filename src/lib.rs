@@ -103,8 +103,9 @@ pub use posterior::Posterior;
 pub use prediction::{Prediction, eps_from_x0, v_from_x0_eps, x0_from_eps};
 pub use process::{VeConfig, VeProcess, VpProcess};
 pub use sampler::{
-    DdimSampler, DdpmSampler, DynamicThreshold, Guided, ReverseSampler, SampleOptions,
-    SampleOutput, StepOutput, X0Options, sample, sample_from_noise,
+    AnnealedLangevinSampler, DdimSampler, DdpmSampler, DpmSolverSampler, DpmSolverState,
+    DynamicThreshold, EulerMaruyamaSampler, Guided, HeunSampler, HeunState, ReverseSampler,
+    SampleOptions, SampleOutput, StepOutput, X0Options, sample, sample_from_noise,
 };
 pub use schedule::{BetaSchedule, DiscreteSchedule, NoiseSchedule, ScheduleConfig, Spacing};
 pub use timesteps::{Timesteps, constant_timesteps};
