@@ -19,7 +19,8 @@
 //! | [`Parameterization`], [`VarianceKind`] | how a model output defines p_θ(x_{t−1} \| x_t) |
 //! | [`Loss`], [`SimpleLoss`], [`VlbLoss`], [`HybridLoss`] | the training objectives; [`VlbLoss::evaluate_bound`] for bits/dim |
 //! | [`TimestepSampler`], [`LossSecondMomentResampler`] | uniform and importance-sampled training timesteps |
-//! | [`ReverseSampler`], [`DdpmSampler`], [`DdimSampler`], [`sample`], [`Guided`] | reverse samplers, the sampling loop, classifier-free guidance |
+//! | [`ReverseSampler`], [`sample`], [`Guided`] | the sampler trait, the sampling loop, classifier-free guidance |
+//! | [`DdpmSampler`], [`DdimSampler`], [`DpmSolverSampler`], [`HeunSampler`], [`EulerMaruyamaSampler`], [`AnnealedLangevinSampler`] | the samplers: ancestral, implicit, multistep ODE, 2nd-order ODE, reverse SDE, NCSN |
 //!
 //! ## Notation
 //!
@@ -29,7 +30,7 @@
 //! | β_t | `betas()[t]` | variance of the forward step q(x_t \| x_{t−1}) |
 //! | α_t = 1 − β_t | `alphas()[t]` | |
 //! | ᾱ_t = ∏_{s≤t} α_s | `alphas_cumprod()[t]` | q(x_t \| x_0) = N(√ᾱ_t x_0, (1 − ᾱ_t) I) |
-//! | μ̃_t, β̃_t | `mu_tilde` (posterior mean), `posterior_variance()[t]` | q(x_{t−1} \| x_t, x_0) |
+//! | μ̃_t, β̃_t | `q_posterior(..).mean`, `posterior_variance()[t]` | q(x_{t−1} \| x_t, x_0) |
 //! | x_0, x_t, ε, v | `x0`, `x_t`, `eps`, `v` | data, noisy sample, noise, velocity |
 //!
 //! ## Timestep convention
@@ -45,7 +46,9 @@
 //! ## Errors, never panics
 //!
 //! Configuration is validated at construction and tensor functions check the shapes and
-//! timesteps they are given; both return [`DiffusionError`] naming the bad value.
+//! timesteps they are given; both return [`DiffusionError`] naming the bad value. (This
+//! reads timesteps back from the device once per call: a small synchronization that buys
+//! a clear error instead of an out-of-bounds gather.)
 //!
 //! ## Randomness
 //!

@@ -945,3 +945,48 @@ fn driver_progress_trajectory_and_timestep_errors() {
     assert!(burn_diffusion::AnnealedLangevinSampler::new(ve.clone(), 0, 2e-5, true, x0).is_err());
     assert!(burn_diffusion::AnnealedLangevinSampler::new(ve, 10, -1.0, true, x0).is_err());
 }
+
+/// DDPM with a learned variance: the second half of the output selects σ_t² in
+/// [β̃_t, β_t]; at v = −1 and v = +1 the step equals the fixed-variance steps.
+#[test]
+fn ddpm_learned_variance_spans_the_fixed_ones() {
+    let process = VpProcess::new(
+        ScheduleConfig::new()
+            .with_num_timesteps(100)
+            .init()
+            .unwrap(),
+    );
+    let x0 = X0Options::default();
+    let learned = DdpmSampler::new(process.clone(), VarianceKind::LearnedRange, x0).unwrap();
+    let small = DdpmSampler::new(process.clone(), VarianceKind::FixedSmall, x0).unwrap();
+    let large = DdpmSampler::new(process, VarianceKind::FixedLarge, x0).unwrap();
+    on_each_device(|device| {
+        let x_t = randn::<2>([2, 3], 1, device);
+        let eps = randn::<2>([2, 3], 2, device);
+        let noise = randn::<2>([2, 3], 3, device);
+        for i in [0usize, 40, 98] {
+            let step = |s: &DdpmSampler<VpProcess>, out: Tensor<2>| {
+                values(
+                    ReverseSampler::<2>::step(s, &mut (), i, x_t.clone(), out, Some(noise.clone()))
+                        .unwrap()
+                        .x_prev,
+                )
+            };
+            let with_v = |v: f64| Tensor::cat(vec![eps.clone(), eps.zeros_like() + v], 1);
+            assert_close(
+                "v = -1",
+                &step(&learned, with_v(-1.0)),
+                &step(&small, eps.clone()),
+                1e-5,
+                1e-6,
+            );
+            assert_close(
+                "v = +1",
+                &step(&learned, with_v(1.0)),
+                &step(&large, eps.clone()),
+                1e-5,
+                1e-6,
+            );
+        }
+    });
+}
