@@ -15,7 +15,7 @@
 //! | [`VpProcess`], [`VeProcess`] | the variance-preserving (DDPM) and variance-exploding (NCSN) processes |
 //! | [`Prediction`] | ε, x_0 and v parameterizations and their conversions |
 //! | [`normal_kl`], [`discretized_gaussian_log_likelihood`], ... | Gaussian helpers of the variational bound |
-//! | [`Denoiser`] | the model trait (any closure `Fn(x_t, t) -> output` is one) |
+//! | [`Denoiser`], [`UNet`], [`UNetConfig`] | the model trait (any closure `Fn(x_t, t) -> output` is one) and the DDPM UNet |
 //! | [`Parameterization`], [`VarianceKind`] | how a model output defines p_θ(x_{t−1} \| x_t) |
 //! | [`Loss`], [`SimpleLoss`], [`VlbLoss`], [`HybridLoss`] | the training objectives; [`VlbLoss::evaluate_bound`] for bits/dim |
 //! | [`TimestepSampler`], [`LossSecondMomentResampler`] | uniform and importance-sampled training timesteps |
@@ -99,7 +99,7 @@ pub use loss::{
     BoundEvaluation, Decoder, HybridLoss, LN_2, Loss, LossOutput, LossSecondMomentResampler,
     SimpleLoss, TimestepSampler, UniformSampler, VbTerms, VlbLoss, Weighting, uniform_timesteps,
 };
-pub use model::Denoiser;
+pub use model::{AttnBlock, Denoiser, ResBlock, Stage, UNet, UNetConfig, timestep_embedding};
 pub use noise::{SeededRng, randn};
 pub use parameterization::{Parameterization, ReverseStep, VarianceKind};
 pub use posterior::Posterior;

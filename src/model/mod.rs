@@ -1,5 +1,7 @@
-//! Models: the `Denoiser` trait that losses and samplers take.
+//! Models: the `Denoiser` trait that losses and samplers take, and the reference UNet.
 
 mod denoiser;
+mod unet;
 
 pub use denoiser::Denoiser;
+pub use unet::{AttnBlock, ResBlock, Stage, UNet, UNetConfig, timestep_embedding};

@@ -9,3 +9,4 @@ mod oracle;
 mod properties;
 mod reference;
 mod samplers;
+mod unet;

@@ -1,0 +1,490 @@
+//! The UNet of Ho et al. (2020) as a Burn module, with its `UNetConfig`.
+
+use burn::config::Config;
+use burn::module::Module;
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::{
+    Dropout, DropoutConfig, Embedding, EmbeddingConfig, GroupNorm, GroupNormConfig, Initializer,
+    Linear, LinearConfig, PaddingConfig2d,
+};
+use burn::tensor::activation::{silu, softmax};
+use burn::tensor::{Device, Int, Tensor};
+
+use crate::error::{self, DiffusionError};
+use crate::model::Denoiser;
+
+/// Configuration of [`UNet`]: the architecture of Ho et al. (2020, Appendix B; the
+/// official `diffusion_tf` model).
+///
+/// # Example
+/// ```
+/// use burn::tensor::{Device, Int, Tensor};
+/// use burn_diffusion::{Denoiser, UNetConfig};
+///
+/// let device = Device::flex();
+/// let unet = UNetConfig::digits().init(&device).unwrap();
+/// let x = Tensor::<4>::zeros([2, 1, 8, 8], &device);
+/// let t = Tensor::<1, Int>::from_ints([3, 500], &device);
+/// assert_eq!(unet.denoise(x, t, None).dims(), [2, 1, 8, 8]);
+/// ```
+#[derive(Config, Debug, PartialEq)]
+pub struct UNetConfig {
+    /// Input channels.
+    pub in_channels: usize,
+    /// Output channels (twice the input channels for a learned variance).
+    pub out_channels: usize,
+    /// Height and width of the (square) input.
+    pub resolution: usize,
+    /// Base channel count `ch`.
+    #[config(default = 128)]
+    pub base_channels: usize,
+    /// Channel multiplier per resolution level (`ch_mult`).
+    #[config(default = "vec![1, 2, 2, 2]")]
+    pub channel_multipliers: Vec<usize>,
+    /// Residual blocks per level on the way down (`num_res_blocks`; one more going up).
+    #[config(default = 2)]
+    pub res_blocks: usize,
+    /// Resolutions (feature-map sizes) with self-attention.
+    #[config(default = "vec![16]")]
+    pub attention_resolutions: Vec<usize>,
+    /// Dropout rate inside residual blocks.
+    #[config(default = 0.1)]
+    pub dropout: f64,
+    /// Groups of every GroupNorm.
+    #[config(default = 32)]
+    pub norm_groups: usize,
+    /// Number of classes for class conditioning (`None`: unconditional). Label
+    /// `num_classes` is the null label of classifier-free guidance.
+    #[config(default = "None")]
+    pub num_classes: Option<usize>,
+}
+
+impl UNetConfig {
+    /// The paper's CIFAR-10 model: 32×32×3, ch 128, multipliers 1,2,2,2, 2 residual blocks,
+    /// attention at 16×16, dropout 0.1 — 35,746,307 parameters.
+    pub fn cifar10() -> Self {
+        Self::new(3, 3, 32)
+    }
+
+    /// A 28×28 grayscale (MNIST) model that trains on a CPU: ch 32, multipliers 1,2,2,
+    /// attention at 7×7.
+    pub fn mnist() -> Self {
+        Self::new(1, 1, 28)
+            .with_base_channels(32)
+            .with_channel_multipliers(vec![1, 2, 2])
+            .with_attention_resolutions(vec![7])
+            .with_norm_groups(8)
+    }
+
+    /// An 8×8 grayscale (scikit-learn digits) model: ch 32, multipliers 1,2, one residual
+    /// block, attention at 4×4.
+    pub fn digits() -> Self {
+        Self::new(1, 1, 8)
+            .with_base_channels(32)
+            .with_channel_multipliers(vec![1, 2])
+            .with_res_blocks(1)
+            .with_attention_resolutions(vec![4])
+            .with_norm_groups(8)
+    }
+
+    /// Builds the network.
+    ///
+    /// # Errors
+    /// A zero channel count or level count, a resolution not divisible by 2^(levels−1), a
+    /// channel count not divisible by the GroupNorm groups, a dropout outside [0, 1).
+    pub fn init(&self, device: &Device) -> error::Result<UNet> {
+        self.validate()?;
+        let ch = self.base_channels;
+        let temb_ch = 4 * ch;
+        let levels = self.channel_multipliers.len();
+        let mut down = Vec::new();
+        let mut skip_channels = vec![ch];
+        let mut channels = ch;
+        let mut res = self.resolution;
+        for (level, mult) in self.channel_multipliers.iter().enumerate() {
+            let out = ch * mult;
+            let attn = self.attention_resolutions.contains(&res);
+            for _ in 0..self.res_blocks {
+                down.push(Stage::block(self, channels, out, attn, device));
+                channels = out;
+                skip_channels.push(channels);
+            }
+            if level + 1 != levels {
+                down.push(Stage::down(channels, device));
+                skip_channels.push(channels);
+                res /= 2;
+            }
+        }
+        let mid = [
+            ResBlock::new(self, channels, channels, device),
+            ResBlock::new(self, channels, channels, device),
+        ];
+        let mid_attn = AttnBlock::new(self, channels, device);
+        let mut up = Vec::new();
+        for (level, mult) in self.channel_multipliers.iter().enumerate().rev() {
+            let out = ch * mult;
+            let attn = self.attention_resolutions.contains(&res);
+            for _ in 0..=self.res_blocks {
+                let skip = skip_channels.pop().unwrap_or(ch);
+                up.push(Stage::block(self, channels + skip, out, attn, device));
+                channels = out;
+            }
+            if level != 0 {
+                up.push(Stage::up(channels, device));
+                res *= 2;
+            }
+        }
+        Ok(UNet {
+            temb_dense0: LinearConfig::new(ch, temb_ch).init(device),
+            temb_dense1: LinearConfig::new(temb_ch, temb_ch).init(device),
+            class_embedding: self
+                .num_classes
+                .map(|n| EmbeddingConfig::new(n + 1, temb_ch).init(device)),
+            conv_in: conv3(self.in_channels, ch, device),
+            down,
+            mid_block1: mid[0].clone(),
+            mid_attn,
+            mid_block2: mid[1].clone(),
+            up,
+            norm_out: GroupNormConfig::new(self.norm_groups, channels).init(device),
+            conv_out: conv3(channels, self.out_channels, device).with_zero_init(device),
+            base_channels: ch,
+            num_classes: self.num_classes.unwrap_or(0),
+        })
+    }
+
+    fn validate(&self) -> error::Result<()> {
+        let bad = |name: &'static str, value: String, reason: String| {
+            Err(DiffusionError::config(name, value, reason))
+        };
+        if self.in_channels == 0 || self.out_channels == 0 || self.base_channels == 0 {
+            return bad(
+                "channels",
+                format!("{self:?}"),
+                "channel counts must be positive".into(),
+            );
+        }
+        if self.channel_multipliers.is_empty() || self.channel_multipliers.contains(&0) {
+            return bad(
+                "channel_multipliers",
+                format!("{:?}", self.channel_multipliers),
+                "need at least one level and positive multipliers".into(),
+            );
+        }
+        if self.res_blocks == 0 {
+            return bad(
+                "res_blocks",
+                "0".into(),
+                "need at least one block per level".into(),
+            );
+        }
+        let factor = 1usize << (self.channel_multipliers.len() - 1);
+        if self.resolution == 0 || !self.resolution.is_multiple_of(factor) {
+            return bad(
+                "resolution",
+                self.resolution.to_string(),
+                format!("must be a positive multiple of 2^(levels−1) = {factor}"),
+            );
+        }
+        if self.norm_groups == 0 {
+            return bad("norm_groups", "0".into(), "must be positive".into());
+        }
+        for mult in &self.channel_multipliers {
+            let c = self.base_channels * mult;
+            if !c.is_multiple_of(self.norm_groups) {
+                return bad(
+                    "norm_groups",
+                    self.norm_groups.to_string(),
+                    format!("must divide every channel count; {c} is not divisible"),
+                );
+            }
+        }
+        if !(0.0..1.0).contains(&self.dropout) {
+            return bad(
+                "dropout",
+                self.dropout.to_string(),
+                "must be in [0, 1)".into(),
+            );
+        }
+        Ok(())
+    }
+}
+
+/// 3×3 convolution, "same" padding.
+fn conv3(cin: usize, cout: usize, device: &Device) -> Conv2d {
+    Conv2dConfig::new([cin, cout], [3, 3])
+        .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+        .init(device)
+}
+
+/// 1×1 convolution (a per-pixel dense layer, "NIN").
+fn conv1(cin: usize, cout: usize, device: &Device) -> Conv2d {
+    Conv2dConfig::new([cin, cout], [1, 1]).init(device)
+}
+
+trait ZeroInit {
+    fn with_zero_init(self, device: &Device) -> Self;
+}
+
+impl ZeroInit for Conv2d {
+    /// The paper's `init_scale = 0`: the layer starts as the zero map.
+    fn with_zero_init(self, device: &Device) -> Self {
+        let [cout, cin, kh, kw] = self.weight.dims();
+        let mut config =
+            Conv2dConfig::new([cin, cout], [kh, kw]).with_initializer(Initializer::Zeros);
+        if kh == 3 {
+            config = config.with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1));
+        }
+        config.init(device)
+    }
+}
+
+/// A residual block with timestep-embedding injection (Ho et al., Appendix B).
+#[derive(Module, Debug)]
+pub struct ResBlock {
+    norm1: GroupNorm,
+    conv1: Conv2d,
+    temb_proj: Linear,
+    norm2: GroupNorm,
+    dropout: Dropout,
+    conv2: Conv2d,
+    shortcut: Option<Conv2d>,
+}
+
+impl ResBlock {
+    fn new(config: &UNetConfig, cin: usize, cout: usize, device: &Device) -> Self {
+        let g = config.norm_groups;
+        Self {
+            norm1: GroupNormConfig::new(g, cin).init(device),
+            conv1: conv3(cin, cout, device),
+            temb_proj: LinearConfig::new(4 * config.base_channels, cout).init(device),
+            norm2: GroupNormConfig::new(g, cout).init(device),
+            dropout: DropoutConfig::new(config.dropout).init(),
+            conv2: conv3(cout, cout, device).with_zero_init(device),
+            shortcut: (cin != cout).then(|| conv1(cin, cout, device)),
+        }
+    }
+
+    fn forward(&self, x: Tensor<4>, temb: Tensor<2>) -> Tensor<4> {
+        let h = self.conv1.forward(silu(self.norm1.forward(x.clone())));
+        let [n, c] = [h.dims()[0], h.dims()[1]];
+        let h = h + self.temb_proj.forward(silu(temb)).reshape([n, c, 1, 1]);
+        let h = self
+            .conv2
+            .forward(self.dropout.forward(silu(self.norm2.forward(h))));
+        let x = match &self.shortcut {
+            Some(conv) => conv.forward(x),
+            None => x,
+        };
+        x + h
+    }
+}
+
+/// Single-head spatial self-attention with a residual connection.
+#[derive(Module, Debug)]
+pub struct AttnBlock {
+    norm: GroupNorm,
+    q: Conv2d,
+    k: Conv2d,
+    v: Conv2d,
+    proj_out: Conv2d,
+}
+
+impl AttnBlock {
+    fn new(config: &UNetConfig, c: usize, device: &Device) -> Self {
+        Self {
+            norm: GroupNormConfig::new(config.norm_groups, c).init(device),
+            q: conv1(c, c, device),
+            k: conv1(c, c, device),
+            v: conv1(c, c, device),
+            proj_out: conv1(c, c, device).with_zero_init(device),
+        }
+    }
+
+    fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        let [n, c, h, w] = x.dims();
+        let y = self.norm.forward(x.clone());
+        let flat = |t: Tensor<4>| t.reshape([n, c, h * w]);
+        let q = flat(self.q.forward(y.clone())).swap_dims(1, 2); // [n, hw, c]
+        let k = flat(self.k.forward(y.clone())); // [n, c, hw]
+        let v = flat(self.v.forward(y)).swap_dims(1, 2); // [n, hw, c]
+        let weights = softmax(q.matmul(k) * (c as f64).powf(-0.5), 2);
+        let out = weights.matmul(v).swap_dims(1, 2).reshape([n, c, h, w]);
+        x + self.proj_out.forward(out)
+    }
+}
+
+/// One stage of the UNet: a residual block (with optional attention), or a resampling.
+#[derive(Module, Debug)]
+pub struct Stage {
+    block: Option<ResBlock>,
+    attn: Option<AttnBlock>,
+    resample: Option<Conv2d>,
+    upsample: bool,
+}
+
+impl Stage {
+    fn block(config: &UNetConfig, cin: usize, cout: usize, attn: bool, device: &Device) -> Self {
+        Self {
+            block: Some(ResBlock::new(config, cin, cout, device)),
+            attn: attn.then(|| AttnBlock::new(config, cout, device)),
+            resample: None,
+            upsample: false,
+        }
+    }
+
+    /// 3×3 convolution with stride 2 (TensorFlow's "SAME": pad bottom and right).
+    fn down(c: usize, device: &Device) -> Self {
+        let conv = Conv2dConfig::new([c, c], [3, 3])
+            .with_stride([2, 2])
+            .with_padding(PaddingConfig2d::Explicit(0, 0, 1, 1))
+            .init(device);
+        Self {
+            block: None,
+            attn: None,
+            resample: Some(conv),
+            upsample: false,
+        }
+    }
+
+    /// Nearest-neighbour ×2, then a 3×3 convolution.
+    fn up(c: usize, device: &Device) -> Self {
+        Self {
+            block: None,
+            attn: None,
+            resample: Some(conv3(c, c, device)),
+            upsample: true,
+        }
+    }
+
+    fn is_block(&self) -> bool {
+        self.block.is_some()
+    }
+
+    fn forward(&self, x: Tensor<4>, temb: Tensor<2>) -> Tensor<4> {
+        let mut h = match &self.block {
+            Some(block) => block.forward(x, temb),
+            None => x,
+        };
+        if let Some(attn) = &self.attn {
+            h = attn.forward(h);
+        }
+        if let Some(conv) = &self.resample {
+            if self.upsample {
+                let [n, c, hh, ww] = h.dims();
+                h = h
+                    .reshape([n, c, hh, 1, ww, 1])
+                    .expand([n, c, hh, 2, ww, 2])
+                    .reshape([n, c, 2 * hh, 2 * ww]);
+            }
+            h = conv.forward(h);
+        }
+        h
+    }
+}
+
+/// The DDPM UNet (Ho et al. 2020): a sinusoidal timestep embedding through a two-layer
+/// MLP, residual blocks with GroupNorm and SiLU, self-attention at chosen resolutions,
+/// skip connections between mirrored levels, and zero-initialized output layers.
+///
+/// # Shapes
+/// - input `x_t`: `[N, in_channels, R, R]` with R divisible by 2^(levels−1)
+/// - `t`: `[N]`; labels `[N]` (class conditioning)
+/// - output: `[N, out_channels, R, R]`
+#[derive(Module, Debug)]
+pub struct UNet {
+    temb_dense0: Linear,
+    temb_dense1: Linear,
+    class_embedding: Option<Embedding>,
+    conv_in: Conv2d,
+    down: Vec<Stage>,
+    mid_block1: ResBlock,
+    mid_attn: AttnBlock,
+    mid_block2: ResBlock,
+    up: Vec<Stage>,
+    norm_out: GroupNorm,
+    conv_out: Conv2d,
+    base_channels: usize,
+    num_classes: usize,
+}
+
+impl UNet {
+    /// The network's output at `(x_t, t)`, conditioned on `labels` when the model has a
+    /// class embedding (label `num_classes` is the null label); labels are ignored by an
+    /// unconditional model.
+    pub fn forward(
+        &self,
+        x_t: Tensor<4>,
+        t: Tensor<1, Int>,
+        labels: Option<Tensor<1, Int>>,
+    ) -> Tensor<4> {
+        let mut temb = timestep_embedding(t, self.base_channels, &x_t.device());
+        temb = self
+            .temb_dense1
+            .forward(silu(self.temb_dense0.forward(temb)));
+        if let (Some(embedding), Some(labels)) = (&self.class_embedding, labels) {
+            let n = labels.dims()[0];
+            temb = temb
+                + embedding
+                    .forward(labels.reshape([n, 1]))
+                    .reshape([n as i64, -1]);
+        }
+        let mut skips = vec![self.conv_in.forward(x_t)];
+        for stage in &self.down {
+            let h = stage.forward(skips[skips.len() - 1].clone(), temb.clone());
+            skips.push(h);
+        }
+        // The middle takes the last down output, which also stays a skip (as in DDPM).
+        let last = skips[skips.len() - 1].clone();
+        let mut h = self.mid_block1.forward(last, temb.clone());
+        h = self.mid_attn.forward(h);
+        h = self.mid_block2.forward(h, temb.clone());
+        for stage in &self.up {
+            if stage.is_block() {
+                let skip = skips.pop().unwrap_or_else(|| h.zeros_like());
+                h = stage.forward(Tensor::cat(vec![h, skip], 1), temb.clone());
+            } else {
+                h = stage.forward(h, temb.clone());
+            }
+        }
+        self.conv_out.forward(silu(self.norm_out.forward(h)))
+    }
+
+    /// The number of classes of the class embedding (0: unconditional).
+    pub fn num_classes(&self) -> usize {
+        self.num_classes
+    }
+}
+
+impl Denoiser<4> for UNet {
+    fn denoise(
+        &self,
+        x_t: Tensor<4>,
+        t: Tensor<1, Int>,
+        labels: Option<Tensor<1, Int>>,
+    ) -> Tensor<4> {
+        self.forward(x_t, t, labels)
+    }
+}
+
+/// The sinusoidal timestep embedding of the Transformer, as in DDPM's
+/// `get_timestep_embedding`: [sin(t·f_i), cos(t·f_i)], f_i = 10000^(−i/(d/2 − 1)).
+///
+/// # Shapes
+/// - `t`: `[N]`; output `[N, dim]`
+pub fn timestep_embedding(t: Tensor<1, Int>, dim: usize, device: &Device) -> Tensor<2> {
+    let n = t.dims()[0];
+    let half = dim / 2;
+    let scale = (10000f64).ln() / (half.max(2) - 1) as f64;
+    let freqs: Vec<f32> = (0..half)
+        .map(|i| (-(i as f64) * scale).exp() as f32)
+        .collect();
+    let freqs = Tensor::<1>::from_floats(freqs.as_slice(), device).reshape([1, half]);
+    let args = t.float().reshape([n, 1]) * freqs;
+    let emb = Tensor::cat(vec![args.clone().sin(), args.cos()], 1);
+    if dim % 2 == 1 {
+        Tensor::cat(vec![emb, Tensor::zeros([n, 1], device)], 1)
+    } else {
+        emb
+    }
+}
