@@ -59,6 +59,14 @@ pub enum DiffusionError {
         /// The shape that was given.
         got: Vec<usize>,
     },
+    /// Saving or loading a model or its configuration failed.
+    #[error("checkpoint {path}: {reason}")]
+    Checkpoint {
+        /// The file involved.
+        path: String,
+        /// What went wrong (I/O, format, or weights that do not fit the configuration).
+        reason: String,
+    },
     /// Reading a tensor back from its device failed.
     #[error("could not read tensor {what} from its device: {reason}")]
     TensorRead {

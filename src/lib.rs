@@ -99,7 +99,9 @@ pub use loss::{
     BoundEvaluation, Decoder, HybridLoss, LN_2, Loss, LossOutput, LossSecondMomentResampler,
     SimpleLoss, TimestepSampler, UniformSampler, VbTerms, VlbLoss, Weighting, uniform_timesteps,
 };
-pub use model::{AttnBlock, Denoiser, ResBlock, Stage, UNet, UNetConfig, timestep_embedding};
+pub use model::{
+    AttnBlock, Denoiser, Mlp, MlpConfig, ResBlock, Stage, UNet, UNetConfig, timestep_embedding,
+};
 pub use noise::{SeededRng, randn};
 pub use parameterization::{Parameterization, ReverseStep, VarianceKind};
 pub use posterior::Posterior;

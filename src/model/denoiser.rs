@@ -32,8 +32,25 @@ use burn::tensor::{Int, Tensor};
 ///     }
 /// }
 ///
+/// // A Burn module of your own.
+/// use burn::module::Module;
+/// use burn::nn::{Linear, LinearConfig};
+///
+/// #[derive(Module, Debug)]
+/// struct MyNet {
+///     linear: Linear,
+/// }
+/// impl Denoiser<2> for MyNet {
+///     fn denoise(&self, x_t: Tensor<2>, _t: Tensor<1, Int>, _labels: Option<Tensor<1, Int>>) -> Tensor<2> {
+///         self.linear.forward(x_t)
+///     }
+/// }
+///
 /// let device = Device::flex();
+/// let net = MyNet { linear: LinearConfig::new(4, 4).init(&device) };
 /// let x = Tensor::<2>::ones([3, 4], &device);
+/// let t = Tensor::<1, Int>::from_ints([0, 1, 2], &device);
+/// assert_eq!(net.denoise(x.clone(), t, None).dims(), [3, 4]);
 /// let t = Tensor::<1, Int>::from_ints([0, 1, 2], &device);
 /// let a = model.denoise(x.clone(), t.clone(), None);
 /// let b = Shrink(0.5).denoise(x, t, None);

@@ -454,6 +454,60 @@ impl UNet {
     pub fn num_classes(&self) -> usize {
         self.num_classes
     }
+
+    /// Saves the model to `dir`: `config.json` (the [`UNetConfig`]) and `weights.bpk`
+    /// (Burn's burnpack format). The directory is created if needed.
+    ///
+    /// # Errors
+    /// [`DiffusionError::Checkpoint`] on any I/O or encoding failure.
+    pub fn save(self, config: &UNetConfig, dir: impl AsRef<std::path::Path>) -> error::Result<()> {
+        let dir = dir.as_ref();
+        let fail = |path: &std::path::Path, reason: String| DiffusionError::Checkpoint {
+            path: path.display().to_string(),
+            reason,
+        };
+        std::fs::create_dir_all(dir).map_err(|e| fail(dir, e.to_string()))?;
+        let config_path = dir.join("config.json");
+        config
+            .save(&config_path)
+            .map_err(|e| fail(&config_path, e.to_string()))?;
+        let weights = dir.join("weights.bpk");
+        self.save_file(&weights)
+            .map_err(|e| fail(&weights, format!("{e:?}")))
+    }
+
+    /// Loads a model saved by [`UNet::save`] onto `device`, returning it with its config.
+    ///
+    /// # Errors
+    /// [`DiffusionError::Checkpoint`] if a file is missing or unreadable, or if the weights
+    /// do not fit the saved configuration (e.g. weights of another config).
+    pub fn load(
+        dir: impl AsRef<std::path::Path>,
+        device: &Device,
+    ) -> error::Result<(UNet, UNetConfig)> {
+        let dir = dir.as_ref();
+        let config_path = dir.join("config.json");
+        let config = UNetConfig::load(&config_path).map_err(|e| DiffusionError::Checkpoint {
+            path: config_path.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        let model = Self::load_weights(config.init(device)?, dir.join("weights.bpk"))?;
+        Ok((model, config))
+    }
+
+    /// Loads weights from a burnpack file into this model.
+    ///
+    /// # Errors
+    /// [`DiffusionError::Checkpoint`] if the file is unreadable or its tensors do not fit
+    /// this model's shapes.
+    pub fn load_weights(self, path: impl AsRef<std::path::Path>) -> error::Result<Self> {
+        let path = path.as_ref();
+        self.try_load_file(path)
+            .map_err(|e| DiffusionError::Checkpoint {
+                path: path.display().to_string(),
+                reason: format!("{e:?}"),
+            })
+    }
 }
 
 impl Denoiser<4> for UNet {

@@ -163,3 +163,54 @@ fn training_lowers_the_loss_and_eval_is_batch_independent_and_conditional() {
         "example 3 kept its label"
     );
 }
+
+/// Save and load round-trip: the loaded model gives the same outputs; weights of another
+/// configuration are rejected with an error, and so is a missing checkpoint.
+#[test]
+fn save_and_load_round_trip() {
+    let device = Device::flex();
+    let dir = std::env::temp_dir().join(format!("burn-diffusion-unet-{}", std::process::id()));
+    let model = trained_tiny(&device);
+    let config = UNetConfig::digits()
+        .with_num_classes(Some(3))
+        .with_dropout(0.0);
+    let x = randn::<4>([2, 1, 8, 8], 11, &device);
+    let t = Tensor::<1, Int>::from_ints([3, 70], &device);
+    let labels = Some(Tensor::<1, Int>::from_ints([0, 2], &device));
+    let before = values(model.denoise(x.clone(), t.clone(), labels.clone()));
+    model.save(&config, &dir).unwrap();
+    let (loaded, loaded_config) = UNet::load(&dir, &device).unwrap();
+    assert_eq!(loaded_config, config);
+    assert_eq!(values(loaded.denoise(x, t, labels)), before);
+    let other = UNetConfig::digits()
+        .with_base_channels(16)
+        .init(&device)
+        .unwrap();
+    let e = other.load_weights(dir.join("weights.bpk")).unwrap_err();
+    assert!(e.to_string().contains("weights.bpk"), "{e}");
+    assert!(UNet::load(dir.join("missing"), &device).is_err());
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// The MLP denoiser: shapes and configuration errors.
+#[test]
+fn mlp_shapes_and_errors() {
+    let device = Device::flex();
+    let mlp = burn_diffusion::MlpConfig::new(2)
+        .with_out_dim(Some(4))
+        .init(&device)
+        .unwrap();
+    let out = mlp.denoise(
+        randn([7, 2], 1, &device),
+        Tensor::<1, Int>::from_ints([0, 1, 2, 3, 4, 5, 6], &device),
+        None,
+    );
+    assert_eq!(out.dims(), [7, 4]);
+    assert!(burn_diffusion::MlpConfig::new(0).init(&device).is_err());
+    assert!(
+        burn_diffusion::MlpConfig::new(2)
+            .with_layers(0)
+            .init(&device)
+            .is_err()
+    );
+}
