@@ -5,6 +5,7 @@ use burn::tensor::{Int, Tensor};
 use crate::error::{self, DiffusionError};
 use crate::forward::ForwardProcess;
 use crate::prediction::Prediction;
+use crate::timesteps::check_same_shape;
 
 /// The result of one reverse step.
 #[derive(Debug, Clone)]
@@ -149,4 +150,62 @@ fn dynamic_threshold<const D: usize>(x0: Tensor<D>, th: DynamicThreshold) -> Ten
     shape[0] = n as i64;
     let s: Tensor<D> = s.reshape(shape).expand(x0.shape());
     x0.min_pair(s.clone()).max_pair(s.clone().neg()) / s
+}
+
+/// Decreasing, in-range, non-empty timesteps, or an error naming the problem.
+pub(crate) fn check_timesteps<P: ForwardProcess + ?Sized>(
+    process: &P,
+    timesteps: &[usize],
+) -> error::Result<()> {
+    if timesteps.is_empty() {
+        return Err(DiffusionError::config(
+            "timesteps",
+            "[]",
+            "at least one timestep is needed",
+        ));
+    }
+    if let Some(w) = timesteps.windows(2).find(|w| w[0] <= w[1]) {
+        return Err(DiffusionError::config(
+            "timesteps",
+            format!("{timesteps:?}"),
+            format!("must be strictly decreasing ({} then {})", w[0], w[1]),
+        ));
+    }
+    if let Some((index, &t)) = timesteps
+        .iter()
+        .enumerate()
+        .find(|(_, t)| **t >= process.num_timesteps())
+    {
+        return Err(DiffusionError::TimestepOutOfRange {
+            timestep: t as i64,
+            index,
+            num_timesteps: process.num_timesteps(),
+        });
+    }
+    Ok(())
+}
+
+/// The timestep of visit `i`, or an error when `i` is past the last visit.
+pub(crate) fn visited(timesteps: &[usize], i: usize) -> error::Result<usize> {
+    timesteps.get(i).copied().ok_or_else(|| {
+        DiffusionError::config(
+            "step index",
+            i,
+            format!("must be below {}", timesteps.len()),
+        )
+    })
+}
+
+/// The step's noise, checked against `x_t`'s shape, or an error when it is missing.
+pub(crate) fn require_noise<const D: usize>(
+    noise: Option<Tensor<D>>,
+    x_t: &Tensor<D>,
+    i: usize,
+    t: usize,
+) -> error::Result<Tensor<D>> {
+    let noise = noise.ok_or_else(|| {
+        DiffusionError::config("noise", "None", format!("step {i} (t = {t}) needs noise"))
+    })?;
+    check_same_shape("noise vs x_t", x_t, &noise)?;
+    Ok(noise)
 }

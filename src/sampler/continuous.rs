@@ -5,9 +5,11 @@ use burn::tensor::Tensor;
 
 use crate::error::{self, DiffusionError};
 use crate::forward::ForwardProcess;
-use crate::sampler::base::{ReverseSampler, StepOutput, X0Options};
+use crate::sampler::base::{
+    ReverseSampler, StepOutput, X0Options, check_timesteps, require_noise, visited,
+};
 use crate::schedule::Spacing;
-use crate::timesteps::{check_same_shape, constant_timesteps};
+use crate::timesteps::constant_timesteps;
 
 /// The forward chain seen as an SDE in units of one discrete step: with
 /// q(x_t | x_{t−1}) = N(c_t x_{t−1}, d_t²), the drift is −(1 − c_t)·x and the squared
@@ -23,35 +25,6 @@ fn rates<P: ForwardProcess>(process: &P, t: usize) -> (f64, f64, f64) {
         process.transition_variance()[t],
         process.noise_std()[t],
     )
-}
-
-/// Decreasing, in-range, non-empty timesteps, or an error.
-pub(crate) fn check_timesteps<P: ForwardProcess>(
-    process: &P,
-    timesteps: &[usize],
-) -> error::Result<()> {
-    if timesteps.is_empty() {
-        return Err(DiffusionError::config(
-            "timesteps",
-            "[]",
-            "at least one timestep is needed",
-        ));
-    }
-    if let Some(w) = timesteps.windows(2).find(|w| w[0] <= w[1]) {
-        return Err(DiffusionError::config(
-            "timesteps",
-            format!("{timesteps:?}"),
-            format!("must be strictly decreasing ({} then {})", w[0], w[1]),
-        ));
-    }
-    if let Some(&t) = timesteps.iter().find(|t| **t >= process.num_timesteps()) {
-        return Err(DiffusionError::TimestepOutOfRange {
-            timestep: t as i64,
-            index: 0,
-            num_timesteps: process.num_timesteps(),
-        });
-    }
-    Ok(())
 }
 
 fn decreasing(spacing: &Spacing, num_timesteps: usize) -> error::Result<Vec<usize>> {
@@ -272,29 +245,4 @@ impl<P: ForwardProcess, const D: usize> ReverseSampler<D> for HeunSampler<P> {
             }),
         }
     }
-}
-
-/// The timestep of visit `i`, or an error.
-fn visited(timesteps: &[usize], i: usize) -> error::Result<usize> {
-    timesteps.get(i).copied().ok_or_else(|| {
-        DiffusionError::config(
-            "step index",
-            i,
-            format!("must be below {}", timesteps.len()),
-        )
-    })
-}
-
-/// The step's noise, checked, or an error when it is missing.
-pub(crate) fn require_noise<const D: usize>(
-    noise: Option<Tensor<D>>,
-    x_t: &Tensor<D>,
-    i: usize,
-    t: usize,
-) -> error::Result<Tensor<D>> {
-    let noise = noise.ok_or_else(|| {
-        DiffusionError::config("noise", "None", format!("step {i} (t = {t}) needs noise"))
-    })?;
-    check_same_shape("noise vs x_t", x_t, &noise)?;
-    Ok(noise)
 }

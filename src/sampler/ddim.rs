@@ -4,9 +4,11 @@ use burn::tensor::Tensor;
 
 use crate::error::{self, DiffusionError};
 use crate::forward::ForwardProcess;
-use crate::sampler::base::{ReverseSampler, StepOutput, X0Options};
+use crate::sampler::base::{
+    ReverseSampler, StepOutput, X0Options, check_timesteps, require_noise, visited,
+};
 use crate::schedule::Spacing;
-use crate::timesteps::{Timesteps, check_same_shape, constant_timesteps};
+use crate::timesteps::constant_timesteps;
 
 /// DDIM (Song et al. 2021, eq. 12) on any decreasing subsequence of timesteps t → t':
 ///
@@ -47,22 +49,7 @@ impl<P: ForwardProcess> DdimSampler<P> {
                 "must be finite and >= 0",
             ));
         }
-        if timesteps.is_empty() {
-            return Err(DiffusionError::config(
-                "timesteps",
-                "[]",
-                "at least one timestep is needed",
-            ));
-        }
-        if let Some(w) = timesteps.windows(2).find(|w| w[0] <= w[1]) {
-            return Err(DiffusionError::config(
-                "timesteps",
-                format!("{timesteps:?}"),
-                format!("must be strictly decreasing ({} then {})", w[0], w[1]),
-            ));
-        }
-        let values: Vec<i64> = timesteps.iter().map(|t| *t as i64).collect();
-        Timesteps::from_values(&values, process.num_timesteps())?;
+        check_timesteps(&process, &timesteps)?;
         Ok(Self {
             process,
             timesteps,
@@ -127,13 +114,7 @@ impl<P: ForwardProcess, const D: usize> ReverseSampler<D> for DdimSampler<P> {
         model_output: Tensor<D>,
         noise: Option<Tensor<D>>,
     ) -> error::Result<StepOutput<D>> {
-        let t = *self.timesteps.get(i).ok_or_else(|| {
-            DiffusionError::config(
-                "step index",
-                i,
-                format!("must be below {}", self.timesteps.len()),
-            )
-        })?;
+        let t = visited(&self.timesteps, i)?;
         let tt = constant_timesteps(x_t.dims()[0], t, &x_t.device());
         let (x0, eps) = self
             .x0
@@ -143,10 +124,7 @@ impl<P: ForwardProcess, const D: usize> ReverseSampler<D> for DdimSampler<P> {
         let direction = (s_next * s_next - sigma * sigma).max(0.0).sqrt();
         let mut x_prev = x0.clone() * a_next + eps * direction;
         if sigma > 0.0 {
-            let noise = noise.ok_or_else(|| {
-                DiffusionError::config("noise", "None", format!("step {i} (t = {t}) needs noise"))
-            })?;
-            check_same_shape("noise vs x_t", &x_t, &noise)?;
+            let noise = require_noise(noise, &x_t, i, t)?;
             x_prev = x_prev + noise * sigma;
         }
         Ok(StepOutput { x_prev, x0 })

@@ -2,12 +2,12 @@
 
 use burn::tensor::Tensor;
 
-use crate::error::{self, DiffusionError};
+use crate::error;
 use crate::forward::ForwardProcess;
 use crate::parameterization::{Parameterization, VarianceKind};
 use crate::posterior::Posterior;
-use crate::sampler::base::{ReverseSampler, StepOutput, X0Options};
-use crate::timesteps::{check_same_shape, constant_timesteps};
+use crate::sampler::base::{ReverseSampler, StepOutput, X0Options, require_noise, visited};
+use crate::timesteps::constant_timesteps;
 
 /// DDPM ancestral sampling (Ho et al. 2020, Algorithm 2): for t = T−1, …, 0,
 ///
@@ -79,13 +79,7 @@ impl<P: ForwardProcess + Posterior, const D: usize> ReverseSampler<D> for DdpmSa
         model_output: Tensor<D>,
         noise: Option<Tensor<D>>,
     ) -> error::Result<StepOutput<D>> {
-        let t = *self.timesteps.get(i).ok_or_else(|| {
-            DiffusionError::config(
-                "step index",
-                i,
-                format!("must be below {}", self.timesteps.len()),
-            )
-        })?;
+        let t = visited(&self.timesteps, i)?;
         let tt = constant_timesteps(x_t.dims()[0], t, &x_t.device());
         let parameterization = self.parameterization();
         let (mean_part, var_part) = parameterization.split(model_output, &x_t)?;
@@ -94,10 +88,7 @@ impl<P: ForwardProcess + Posterior, const D: usize> ReverseSampler<D> for DdpmSa
         if t == 0 {
             return Ok(StepOutput { x_prev: mean, x0 });
         }
-        let noise = noise.ok_or_else(|| {
-            DiffusionError::config("noise", "None", format!("step {i} (t = {t}) needs noise"))
-        })?;
-        check_same_shape("noise vs x_t", &x_t, &noise)?;
+        let noise = require_noise(noise, &x_t, i, t)?;
         let (_, log_variance) = parameterization.variance(&self.process, &x_t, &tt, var_part)?;
         Ok(StepOutput {
             x_prev: mean + (log_variance * 0.5).exp() * noise,

@@ -2,9 +2,9 @@
 
 use burn::tensor::Tensor;
 
-use crate::error::{self, DiffusionError};
+use crate::error;
 use crate::forward::ForwardProcess;
-use crate::sampler::base::{ReverseSampler, StepOutput, X0Options};
+use crate::sampler::base::{ReverseSampler, StepOutput, X0Options, check_timesteps, visited};
 use crate::schedule::Spacing;
 use crate::timesteps::constant_timesteps;
 
@@ -67,7 +67,7 @@ impl<P: ForwardProcess> DpmSolverSampler<P> {
     /// Empty, not strictly decreasing or out-of-range timesteps; an invalid threshold.
     pub fn with_timesteps(process: P, timesteps: Vec<usize>, x0: X0Options) -> error::Result<Self> {
         x0.validate()?;
-        crate::sampler::continuous::check_timesteps(&process, &timesteps)?;
+        check_timesteps(&process, &timesteps)?;
         Ok(Self {
             process,
             timesteps,
@@ -103,13 +103,7 @@ impl<P: ForwardProcess, const D: usize> ReverseSampler<D> for DpmSolverSampler<P
         model_output: Tensor<D>,
         _noise: Option<Tensor<D>>,
     ) -> error::Result<StepOutput<D>> {
-        let t = *self.timesteps.get(i).ok_or_else(|| {
-            DiffusionError::config(
-                "step index",
-                i,
-                format!("must be below {}", self.timesteps.len()),
-            )
-        })?;
+        let t = visited(&self.timesteps, i)?;
         let tt = constant_timesteps(x_t.dims()[0], t, &x_t.device());
         let (x0, _) = self
             .x0

@@ -4,8 +4,7 @@ use burn::tensor::Tensor;
 
 use crate::error::{self, DiffusionError};
 use crate::forward::ForwardProcess;
-use crate::sampler::base::{ReverseSampler, StepOutput, X0Options};
-use crate::sampler::continuous::require_noise;
+use crate::sampler::base::{ReverseSampler, StepOutput, X0Options, require_noise, visited};
 use crate::timesteps::constant_timesteps;
 
 /// Annealed Langevin dynamics for noise-conditional score models (Song & Ermon 2019,
@@ -103,13 +102,7 @@ impl<P: ForwardProcess, const D: usize> ReverseSampler<D> for AnnealedLangevinSa
         model_output: Tensor<D>,
         noise: Option<Tensor<D>>,
     ) -> error::Result<StepOutput<D>> {
-        let t = *self.visits.get(i).ok_or_else(|| {
-            DiffusionError::config(
-                "step index",
-                i,
-                format!("must be below {}", self.visits.len()),
-            )
-        })?;
+        let t = visited(&self.visits, i)?;
         let tt = constant_timesteps(x_t.dims()[0], t, &x_t.device());
         let (x0, eps) = self
             .x0
