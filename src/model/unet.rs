@@ -411,7 +411,9 @@ pub struct UNet {
 impl UNet {
     /// The network's output at `(x_t, t)`, conditioned on `labels` when the model has a
     /// class embedding (label `num_classes` is the null label); labels are ignored by an
-    /// unconditional model.
+    /// unconditional model, and a conditional model given no labels adds no class
+    /// embedding. Labels must lie in `0..=num_classes` (Burn's embedding lookup does not
+    /// check them).
     pub fn forward(
         &self,
         x_t: Tensor<4>,

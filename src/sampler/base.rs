@@ -28,7 +28,8 @@ pub trait ReverseSampler<const D: usize> {
     /// The process timesteps visited, in visiting order (descending).
     fn timesteps(&self) -> &[usize];
 
-    /// The training timestep to call the model with at visit `i`.
+    /// The training timestep to call the model with at visit `i` (for
+    /// `i < timesteps().len()`, as [`crate::sample`] calls it).
     fn model_timestep(&self, i: usize) -> usize;
 
     /// Whether step `i` draws noise (so that the driver draws it only when needed).

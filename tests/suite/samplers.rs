@@ -443,6 +443,32 @@ fn x0_options(prediction: &str, clip: &str) -> X0Options {
     }
 }
 
+/// Compares a step's x_prev and x̂_0 with diffusers' `prev_sample` and
+/// `pred_original_sample` under `key`: f32 tensors against float64 diffusers, a few ulps of
+/// values ≲ 10 (x̂_0 = x_t/√ᾱ_t reaches ~150 at t = 999 without clipping).
+fn assert_step_matches(
+    r: &crate::common::Reference,
+    key: &str,
+    step: burn_diffusion::StepOutput<2>,
+) {
+    let prev = r.get(&format!("{key}.prev_sample"));
+    let x0 = r.get(&format!("{key}.pred_original_sample"));
+    assert_close(
+        &format!("{key}.prev_sample"),
+        &values(step.x_prev),
+        prev,
+        2e-6,
+        2e-6,
+    );
+    assert_close(
+        &format!("{key}.pred_original_sample"),
+        &values(step.x0),
+        x0,
+        2e-6,
+        2e-6,
+    );
+}
+
 /// Single steps against diffusers 0.42.1's `DDPMScheduler.step` and `DDIMScheduler.step`
 /// (float64 tables; see tests/data/reference/README.md), for ε, x_0 and v predictions,
 /// clipping on and off, both DDPM variances and DDIM η ∈ {0, 1} with the same noise.
@@ -476,22 +502,7 @@ fn single_steps_match_diffusers() {
                             Some(noise.clone()),
                         )
                         .unwrap();
-                        // f32 tensors against float64 diffusers: a few ulps of values ≲ 10
-                        // (x̂_0 = x_t/√ᾱ_t reaches ~150 at t = 999 without clipping).
-                        assert_close(
-                            &format!("{key}.prev_sample"),
-                            &values(step.x_prev),
-                            r.get(&format!("{key}.prev_sample")),
-                            2e-6,
-                            2e-6,
-                        );
-                        assert_close(
-                            &format!("{key}.pred_original_sample"),
-                            &values(step.x0),
-                            r.get(&format!("{key}.pred_original_sample")),
-                            2e-6,
-                            2e-6,
-                        );
+                        assert_step_matches(&r, &key, step);
                     }
                 }
                 for eta in [0usize, 1] {
@@ -514,20 +525,7 @@ fn single_steps_match_diffusers() {
                             Some(noise.clone()),
                         )
                         .unwrap();
-                        assert_close(
-                            &format!("{key}.prev_sample"),
-                            &values(step.x_prev),
-                            r.get(&format!("{key}.prev_sample")),
-                            2e-6,
-                            2e-6,
-                        );
-                        assert_close(
-                            &format!("{key}.pred_original_sample"),
-                            &values(step.x0),
-                            r.get(&format!("{key}.pred_original_sample")),
-                            2e-6,
-                            2e-6,
-                        );
+                        assert_step_matches(&r, &key, step);
                     }
                 }
             }
