@@ -69,6 +69,7 @@ pub struct DiscreteSchedule {
     betas: Vec<f64>,
     alphas: Vec<f64>,
     alphas_cumprod: Vec<f64>,
+    log_alphas_cumprod: Vec<f64>,
     alphas_cumprod_prev: Vec<f64>,
     sqrt_alphas_cumprod: Vec<f64>,
     sqrt_one_minus_alphas_cumprod: Vec<f64>,
@@ -95,16 +96,33 @@ impl DiscreteSchedule {
         original_timesteps: Vec<usize>,
     ) -> error::Result<Self> {
         validate_betas(&betas)?;
-        let n = betas.len();
-        let alphas: Vec<f64> = betas.iter().map(|b| 1.0 - b).collect();
-        // log ᾱ_t = Σ log(1 − β_s) keeps 1 − ᾱ_t = −expm1(log ᾱ_t) accurate when ᾱ_t ≈ 1.
-        let log_alphas_cumprod: Vec<f64> = betas
+        let alphas = betas.iter().map(|b| 1.0 - b).collect();
+        // log ᾱ_t = Σ log(1 − β_s) by ln_1p keeps 1 − ᾱ_t = −expm1(log ᾱ_t) accurate
+        // when ᾱ_t ≈ 1.
+        let log_alphas_cumprod = betas
             .iter()
             .scan(0.0, |acc, b| {
                 *acc += (-b).ln_1p();
                 Some(*acc)
             })
             .collect();
+        Ok(Self::from_steps(
+            betas,
+            alphas,
+            log_alphas_cumprod,
+            original_timesteps,
+        ))
+    }
+
+    /// All tables from β_t, α_t = 1 − β_t and log ᾱ_t, each given in the form that is
+    /// exact for it (β_t may round to 1 where α_t is tiny but positive).
+    fn from_steps(
+        betas: Vec<f64>,
+        alphas: Vec<f64>,
+        log_alphas_cumprod: Vec<f64>,
+        original_timesteps: Vec<usize>,
+    ) -> Self {
+        let n = betas.len();
         let alphas_cumprod: Vec<f64> = log_alphas_cumprod.iter().map(|l| l.exp()).collect();
         let one_minus: Vec<f64> = log_alphas_cumprod.iter().map(|l| -l.exp_m1()).collect();
         let alphas_cumprod_prev: Vec<f64> = core::iter::once(1.0)
@@ -123,7 +141,7 @@ impl DiscreteSchedule {
                 _ => posterior_variance[t].ln(),
             })
             .collect();
-        Ok(Self {
+        Self {
             original_timesteps,
             sqrt_alphas_cumprod: alphas_cumprod.iter().map(|a| a.sqrt()).collect(),
             sqrt_one_minus_alphas_cumprod: one_minus.iter().map(|a| a.sqrt()).collect(),
@@ -138,15 +156,17 @@ impl DiscreteSchedule {
             posterior_log_variance_clipped,
             alphas_cumprod_prev,
             alphas_cumprod,
+            log_alphas_cumprod,
             alphas,
             betas,
-        })
+        }
     }
 
     /// A schedule over `K` of these `T` steps, chosen by `spacing`, whose betas are
     /// recomputed from the kept ᾱ so that q(x_t | x_0) is unchanged at every kept step:
     /// β'_i = 1 − ᾱ_{k_i} / ᾱ_{k_{i−1}}, with ᾱ_{k_{−1}} = 1 (improved-diffusion's
-    /// `SpacedDiffusion`). [`NoiseSchedule::original_timesteps`] maps step `i` back to its
+    /// `SpacedDiffusion`). The ratio is taken in log space, so it stays exact where ᾱ is
+    /// tiny; β'_i may then round to exactly 1 while α'_i stays positive. [`NoiseSchedule::original_timesteps`] maps step `i` back to its
     /// training timestep (through any earlier respacing too).
     ///
     /// # Example
@@ -164,17 +184,27 @@ impl DiscreteSchedule {
     /// See [`Spacing::timesteps`].
     pub fn respace(&self, spacing: &Spacing) -> error::Result<Self> {
         let kept = spacing.timesteps(self.num_timesteps())?;
-        let mut last = 1.0;
-        let betas = kept
+        // log α'_i = log ᾱ_{k_i} − log ᾱ_{k_{i−1}}: exact even where ᾱ underflows or the
+        // ratio is below f64's epsilon (then β'_i rounds to 1 but α'_i stays positive).
+        let log_alphas_cumprod: Vec<f64> =
+            kept.iter().map(|&k| self.log_alphas_cumprod[k]).collect();
+        let log_alphas: Vec<f64> = log_alphas_cumprod
             .iter()
-            .map(|&k| {
-                let beta = 1.0 - self.alphas_cumprod[k] / last;
-                last = self.alphas_cumprod[k];
-                beta
+            .scan(0.0, |last, &l| {
+                let log_alpha = l - *last;
+                *last = l;
+                Some(log_alpha)
             })
             .collect();
+        let betas = log_alphas.iter().map(|l| -l.exp_m1()).collect();
+        let alphas = log_alphas.iter().map(|l| l.exp()).collect();
         let original = kept.iter().map(|&k| self.original_timesteps[k]).collect();
-        Self::with_original_timesteps(betas, original)
+        Ok(Self::from_steps(
+            betas,
+            alphas,
+            log_alphas_cumprod,
+            original,
+        ))
     }
 }
 
@@ -240,6 +270,33 @@ mod tests {
         assert_eq!(s.betas()[999], 1.0);
         assert_eq!(s.snr()[999], 0.0);
         assert!(s.posterior_variance().iter().all(|v| v.is_finite()));
+    }
+
+    #[test]
+    fn respacing_survives_ratios_below_epsilon() {
+        // β from 0.128 to 1 over 232 steps: ᾱ_154 / ᾱ_76 ≈ 1e-29, so 1 − ratio is 1 in f64
+        // (CI found this case; the kept ᾱ and α' must stay exact and the tables finite).
+        let full = ScheduleConfig::new()
+            .with_num_timesteps(232)
+            .with_beta_schedule(BetaSchedule::Linear {
+                beta_start: 0.12761805128410494,
+                beta_end: 1.0,
+            })
+            .init()
+            .unwrap();
+        let fast = full.respace(&Spacing::Trailing { steps: 3 }).unwrap();
+        assert_eq!(fast.original_timesteps(), &[76, 154, 231]);
+        let ratio = full.alphas_cumprod()[154] / full.alphas_cumprod()[76];
+        assert!(ratio > 0.0 && ratio < f64::EPSILON, "ratio {ratio}");
+        assert_eq!(fast.betas()[1], 1.0);
+        assert!((fast.alphas()[1] / ratio - 1.0).abs() < 1e-12);
+        for (i, &k) in fast.original_timesteps().iter().enumerate() {
+            assert_eq!(fast.alphas_cumprod()[i], full.alphas_cumprod()[k]);
+        }
+        let coef2 = fast.posterior_mean_coef2()[1];
+        let want = (1.0 - full.alphas_cumprod()[76]) * ratio.sqrt();
+        assert!((coef2 / want - 1.0).abs() < 1e-12, "{coef2} vs {want}");
+        assert!(fast.posterior_log_variance_clipped().iter().all(|v| v.is_finite()));
     }
 
     #[test]
