@@ -75,6 +75,22 @@ pub enum DiffusionError {
         /// The backend's message.
         reason: String,
     },
+    /// Training produced a NaN or infinite loss (a learning rate too high, or bad data).
+    #[error("the loss at training step {step} is {value}: training diverged")]
+    NonFiniteLoss {
+        /// The 0-based step.
+        step: usize,
+        /// The loss.
+        value: f64,
+    },
+    /// A data file (dataset, image) could not be read, parsed or written.
+    #[error("data file {path}: {reason}")]
+    Data {
+        /// The file involved.
+        path: String,
+        /// What went wrong: I/O, a bad header, a truncated body, wrong counts.
+        reason: String,
+    },
 }
 
 /// Shorthand for `Result<T, DiffusionError>`.
@@ -90,6 +106,14 @@ impl DiffusionError {
         Self::InvalidConfig {
             name,
             value: value.to_string(),
+            reason: reason.into(),
+        }
+    }
+
+    /// A [`DiffusionError::Data`] for the file at `path`.
+    pub(crate) fn data(path: impl AsRef<std::path::Path>, reason: impl Into<String>) -> Self {
+        Self::Data {
+            path: path.as_ref().display().to_string(),
             reason: reason.into(),
         }
     }

@@ -21,6 +21,11 @@
 //! | [`TimestepSampler`], [`LossSecondMomentResampler`] | uniform and importance-sampled training timesteps |
 //! | [`ReverseSampler`], [`sample`], [`Guided`] | the sampler trait, the sampling loop, classifier-free guidance |
 //! | [`DdpmSampler`], [`DdimSampler`], [`DpmSolverSampler`], [`HeunSampler`], [`EulerMaruyamaSampler`], [`AnnealedLangevinSampler`] | the samplers: ancestral, implicit, multistep ODE, 2nd-order ODE, reverse SDE, NCSN |
+//! | [`DiagonalGaussian`], [`Likelihood`], [`elbo`], [`importance_weighted_log_likelihood`], [`Vae`], [`VaeConfig`] | the VAE: reparameterized q_φ(z \| x), decoder likelihoods, ELBO, importance-weighted log p(x), a reference convolutional VAE (see `docs/vae.md`) |
+//! | [`write_png_grid`], [`Progress`] | PNG image grids and a dependency-free progress line for examples |
+//! | [`Trainer`], [`TrainConfig`], [`Ema`], [`Checkpoint`], [`clip_grad_norm`] | the training loop: AdamW, warmup, global-norm clipping, EMA, atomic checkpoints, exact resume |
+//! | [`data::ImageDataset`], [`data::Toy2d`] | MNIST / Fashion-MNIST (IDX) and digits (CSV) loaders; 2-D toy distributions |
+//! | [`sliced_wasserstein`] | a distance between samples and data |
 //!
 //! ## Notation
 //!
@@ -74,19 +79,25 @@
 //! # Ok::<(), burn_diffusion::DiffusionError>(())
 //! ```
 
+pub mod data;
 mod error;
 mod forward;
 mod gaussian;
+mod image;
 mod loss;
+mod metrics;
 mod model;
 mod noise;
 mod parameterization;
 mod posterior;
 mod prediction;
 mod process;
+mod progress;
 mod sampler;
 mod schedule;
 mod timesteps;
+mod train;
+mod vae;
 
 pub use error::{DiffusionError, Result};
 pub use forward::ForwardProcess;
@@ -95,10 +106,12 @@ pub use gaussian::{
     log_standard_normal_cdf, log_standard_normal_cdf_diff, normal_kl, standard_normal_cdf,
     standard_normal_log_prob,
 };
+pub use image::{write_png_grid, write_png_grid_scaled};
 pub use loss::{
     BoundEvaluation, Decoder, HybridLoss, LN_2, Loss, LossOutput, LossSecondMomentResampler,
     SimpleLoss, TimestepSampler, UniformSampler, VbTerms, VlbLoss, Weighting, uniform_timesteps,
 };
+pub use metrics::sliced_wasserstein;
 pub use model::{
     AttnBlock, Denoiser, Mlp, MlpConfig, ResBlock, Stage, UNet, UNetConfig, timestep_embedding,
 };
@@ -107,6 +120,7 @@ pub use parameterization::{Parameterization, ReverseStep, VarianceKind};
 pub use posterior::Posterior;
 pub use prediction::{Prediction, eps_from_x0, v_from_x0_eps, x0_from_eps};
 pub use process::{VeConfig, VeProcess, VpProcess};
+pub use progress::Progress;
 pub use sampler::{
     AnnealedLangevinSampler, DdimSampler, DdpmSampler, DpmSolverSampler, DpmSolverState,
     DynamicThreshold, EulerMaruyamaSampler, Guided, HeunSampler, HeunState, ReverseSampler,
@@ -114,3 +128,11 @@ pub use sampler::{
 };
 pub use schedule::{BetaSchedule, DiscreteSchedule, NoiseSchedule, ScheduleConfig, Spacing};
 pub use timesteps::{Timesteps, constant_timesteps};
+pub use train::{
+    Checkpoint, CheckpointState, EMA_FILE, Ema, FitOptions, FitSummary, LATEST_FILE, MODEL_FILE,
+    OPTIMIZER_FILE, STATE_FILE, StepStats, TrainConfig, Trainer, clip_grad_norm,
+};
+pub use vae::{
+    DiagonalGaussian, Elbo, Likelihood, Vae, VaeConfig, elbo, importance_weighted_log_likelihood,
+    nll_bits_per_dim,
+};

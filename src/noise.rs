@@ -37,6 +37,28 @@ impl SeededRng {
         ((self.next_u64() >> 11) as f64 + 0.5) * (1.0 / (1u64 << 53) as f64)
     }
 
+    /// A uniform draw from `0..n` (0 when `n` is 0), without modulo bias (Lemire 2019).
+    pub fn next_below(&mut self, n: usize) -> usize {
+        let n = n as u64;
+        if n == 0 {
+            return 0;
+        }
+        let threshold = n.wrapping_neg() % n;
+        loop {
+            let m = u128::from(self.next_u64()) * u128::from(n);
+            if (m as u64) >= threshold {
+                return (m >> 64) as usize;
+            }
+        }
+    }
+
+    /// Shuffles `items` in place, every permutation equally likely (Fisher–Yates).
+    pub fn shuffle<T>(&mut self, items: &mut [T]) {
+        for i in (1..items.len()).rev() {
+            items.swap(i, self.next_below(i + 1));
+        }
+    }
+
     /// `n` independent standard normal draws (Box–Muller).
     pub fn standard_normals(&mut self, n: usize) -> Vec<f64> {
         let mut out = Vec::with_capacity(n + 1);
@@ -100,5 +122,23 @@ mod tests {
         assert_eq!(a, SeededRng::new(1).standard_normals(5));
         assert_ne!(a, SeededRng::new(2).standard_normals(5));
         assert_eq!(a.len(), 5);
+    }
+
+    #[test]
+    fn bounded_draws_are_uniform_and_shuffles_are_permutations() {
+        // 60,000 draws from 0..6: each count is Binomial(60000, 1/6), sd ≈ 91; allow 5 sd.
+        let mut rng = SeededRng::new(5);
+        let mut counts = [0usize; 6];
+        (0..60_000).for_each(|_| counts[rng.next_below(6)] += 1);
+        assert!(
+            counts.iter().all(|&c| c.abs_diff(10_000) < 456),
+            "{counts:?}"
+        );
+        assert_eq!(rng.next_below(0), 0);
+        let mut items: Vec<usize> = (0..50).collect();
+        rng.shuffle(&mut items);
+        assert_ne!(items, (0..50).collect::<Vec<_>>());
+        items.sort_unstable();
+        assert_eq!(items, (0..50).collect::<Vec<_>>());
     }
 }

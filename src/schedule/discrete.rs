@@ -296,7 +296,11 @@ mod tests {
         let coef2 = fast.posterior_mean_coef2()[1];
         let want = (1.0 - full.alphas_cumprod()[76]) * ratio.sqrt();
         assert!((coef2 / want - 1.0).abs() < 1e-12, "{coef2} vs {want}");
-        assert!(fast.posterior_log_variance_clipped().iter().all(|v| v.is_finite()));
+        assert!(
+            fast.posterior_log_variance_clipped()
+                .iter()
+                .all(|v| v.is_finite())
+        );
     }
 
     #[test]

@@ -9,4 +9,6 @@ mod oracle;
 mod properties;
 mod reference;
 mod samplers;
+mod train;
 mod unet;
+mod vae;

@@ -1,0 +1,112 @@
+//! Clipping of the gradients' global norm.
+
+use burn::module::{Module, ModuleVisitor, Param};
+use burn::optim::GradientsParams;
+use burn::tensor::Tensor;
+
+/// Scales every gradient by min(1, max_norm / (‖g‖ + 10⁻⁶)), where ‖g‖ is the Euclidean
+/// norm of all of `model`'s gradients together (PyTorch's `clip_grad_norm_`, which DDPM's
+/// training uses with max_norm = 1). Returns ‖g‖ before clipping.
+///
+/// Burn's optimizers clip each tensor on its own; this is the global version.
+///
+/// # Example
+/// ```
+/// use burn::optim::GradientsParams;
+/// use burn::tensor::Device;
+/// use burn_diffusion::{MlpConfig, clip_grad_norm};
+///
+/// let model = MlpConfig::new(2).init(&Device::flex()).unwrap();
+/// let mut grads = GradientsParams::new(); // no gradients: norm 0
+/// assert_eq!(clip_grad_norm(&mut grads, &model, 1.0), 0.0);
+/// ```
+pub fn clip_grad_norm<M: Module>(grads: &mut GradientsParams, model: &M, max_norm: f64) -> f64 {
+    let mut squares = SumOfSquares { grads, total: None };
+    model.visit(&mut squares);
+    let norm = match squares.total {
+        Some(total) => f64::from(total.into_scalar::<f32>()).sqrt(),
+        None => return 0.0,
+    };
+    let scale = max_norm / (norm + 1e-6);
+    if scale < 1.0 {
+        model.visit(&mut ScaleGrads { grads, scale });
+    }
+    norm
+}
+
+/// Sums the squares of all gradients into one scalar tensor (one device read in all).
+struct SumOfSquares<'a> {
+    grads: &'a GradientsParams,
+    total: Option<Tensor<1>>,
+}
+
+impl ModuleVisitor for SumOfSquares<'_> {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        if let Some(grad) = self.grads.get::<D>(param.id) {
+            let sum = grad.square().sum();
+            self.total = Some(match self.total.take() {
+                Some(total) => total + sum,
+                None => sum,
+            });
+        }
+    }
+}
+
+/// Multiplies every gradient by `scale`.
+struct ScaleGrads<'a> {
+    grads: &'a mut GradientsParams,
+    scale: f64,
+}
+
+impl ModuleVisitor for ScaleGrads<'_> {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        if let Some(grad) = self.grads.remove::<D>(param.id) {
+            self.grads.register(param.id, grad * self.scale);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::MlpConfig;
+    use burn::tensor::Device;
+
+    #[test]
+    fn the_global_norm_is_clipped_to_max_norm() {
+        let device = Device::flex().autodiff();
+        let model = MlpConfig::new(2).init(&device).unwrap().train();
+        let x = Tensor::<2>::from_floats([[0.5, -1.0], [2.0, 0.25]], &device);
+        let t = burn::tensor::Tensor::<1, burn::tensor::Int>::from_ints([3, 7], &device);
+        let out = crate::Denoiser::denoise(&model, x, t, None);
+        let loss = (out * 10.0).square().sum();
+        let mut grads = GradientsParams::from_grads(loss.backward(), &model);
+        // The norm computed here from each gradient's values, in f64.
+        let mut each = Vec::new();
+        model.visit(&mut Values(&grads, &mut each));
+        let want: f64 = each.iter().map(|g| (*g as f64).powi(2)).sum::<f64>().sqrt();
+        let norm = clip_grad_norm(&mut grads, &model, 1.0);
+        assert!((norm / want - 1.0).abs() < 1e-5, "{norm} vs {want}");
+        assert!(norm > 1.0, "the test needs a gradient to clip, norm {norm}");
+        let mut clipped = Vec::new();
+        model.visit(&mut Values(&grads, &mut clipped));
+        let after: f64 = clipped
+            .iter()
+            .map(|g| (*g as f64).powi(2))
+            .sum::<f64>()
+            .sqrt();
+        assert!((after - 1.0).abs() < 1e-5, "norm after clipping {after}");
+        // Below the threshold nothing changes.
+        let again = clip_grad_norm(&mut grads, &model, 10.0);
+        assert!((again - after).abs() < 1e-5);
+    }
+
+    struct Values<'a>(&'a GradientsParams, &'a mut Vec<f32>);
+    impl ModuleVisitor for Values<'_> {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            if let Some(g) = self.0.get::<D>(param.id) {
+                self.1.extend(g.try_into_vec_as::<f32>().unwrap());
+            }
+        }
+    }
+}

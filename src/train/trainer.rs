@@ -1,0 +1,431 @@
+//! The training loop for any [`Denoiser`] and [`Loss`].
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use burn::module::Module;
+use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
+use burn::tensor::{Device, Int, Tensor, TensorData};
+
+use super::checkpoint::{self, Checkpoint, CheckpointState};
+use super::clip::clip_grad_norm;
+use super::config::TrainConfig;
+use super::ema::Ema;
+use crate::error::{self, DiffusionError};
+use crate::loss::Loss;
+use crate::model::Denoiser;
+use crate::noise::SeededRng;
+use crate::progress::Progress;
+
+/// What one optimizer step did.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StepStats {
+    /// Steps completed, this one included (1-based).
+    pub step: usize,
+    /// Mean loss of the batch.
+    pub loss: f64,
+    /// Learning rate used.
+    pub learning_rate: f64,
+    /// Global gradient norm before clipping (`None` without clipping).
+    pub grad_norm: Option<f64>,
+    /// EMA decay used.
+    pub ema_decay: f64,
+}
+
+/// Where [`Trainer::fit`] writes, and whether it draws a progress bar.
+#[derive(Debug, Clone, Default)]
+pub struct FitOptions {
+    /// Root of the checkpoints (see [`Checkpoint`]); `None`: no checkpoints.
+    pub checkpoint_dir: Option<PathBuf>,
+    /// CSV log, one row per step: `step,loss,learning_rate,grad_norm,ema_decay`.
+    pub log_csv: Option<PathBuf>,
+    /// Draw a progress line with loss and steps/s on stderr.
+    pub progress: bool,
+}
+
+/// Trains a [`Denoiser`] with a [`Loss`]: AdamW (ε = 10⁻⁸, as DDPM) with linear warmup,
+/// global gradient-norm clipping, an [`Ema`] of the weights, atomic checkpoints with
+/// exact resume, a CSV log and a progress bar.
+///
+/// Every random choice of step s (its batch, timesteps, noise and the model's dropout) is
+/// a function of `config.seed` and s alone, so training N steps in one go and training
+/// N/2, saving, resuming and training N/2 more give identical weights.
+///
+/// Batches are drawn without replacement: each epoch is a seeded permutation of the data,
+/// cut into ⌊N / batch_size⌋ batches (the remainder is left out of that epoch).
+///
+/// # Example
+/// ```
+/// use burn::tensor::Device;
+/// use burn_diffusion::data::Toy2d;
+/// use burn_diffusion::{
+///     FitOptions, MlpConfig, Prediction, ScheduleConfig, SimpleLoss, TrainConfig, Trainer,
+///     VpProcess, Weighting,
+/// };
+///
+/// let device = Device::flex();
+/// let process = VpProcess::new(ScheduleConfig::new().with_num_timesteps(100).init()?);
+/// let loss = SimpleLoss::new(process, Prediction::Epsilon, Weighting::Uniform)?;
+/// let model = MlpConfig::new(2).init(&device)?;
+/// let config = TrainConfig::new(20).with_batch_size(64).with_learning_rate(1e-3);
+/// let mut trainer = Trainer::new(config, model, loss, &device)?;
+/// let data = Toy2d::TwoMoons.sample_tensor(512, 0, &device);
+/// let summary = trainer.fit(&data, 20, &FitOptions::default())?;
+/// assert_eq!((trainer.step(), summary.steps), (20, 20));
+/// let ema_model = trainer.ema_model(); // sample with this one
+/// # Ok::<(), burn_diffusion::DiffusionError>(())
+/// ```
+pub struct Trainer<M, L, const D: usize>
+where
+    M: Module + Denoiser<D>,
+    L: Loss<D>,
+{
+    config: TrainConfig,
+    model: M,
+    ema: Ema<M>,
+    optimizer: ModuleOptimizer,
+    loss: L,
+    step: usize,
+    device: Device,
+}
+
+/// Totals of one [`Trainer::fit`] call.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FitSummary {
+    /// Steps taken by this call.
+    pub steps: usize,
+    /// Mean of their losses.
+    pub mean_loss: f64,
+    /// Wall-clock seconds.
+    pub seconds: f64,
+}
+
+impl<M, L, const D: usize> Trainer<M, L, D>
+where
+    M: Module + Denoiser<D>,
+    L: Loss<D>,
+{
+    /// A trainer at step 0; the model is moved to `device` with autodiff.
+    ///
+    /// # Errors
+    /// [`DiffusionError::InvalidConfig`] for a bad `config` (see [`TrainConfig::validate`]).
+    pub fn new(config: TrainConfig, model: M, loss: L, device: &Device) -> error::Result<Self> {
+        config.validate()?;
+        let device = device.clone().autodiff();
+        let model = model.to_device(&device).train();
+        let ema = Ema::new(&model, config.ema_decay, config.ema_warmup)?;
+        let optimizer = AdamWConfig::new()
+            .with_epsilon(1e-8)
+            .with_weight_decay(config.weight_decay as f32)
+            .init();
+        Ok(Self {
+            config,
+            model,
+            ema,
+            optimizer,
+            loss,
+            step: 0,
+            device,
+        })
+    }
+
+    /// Continues from `checkpoint`: its weights, EMA, optimizer state and step.
+    ///
+    /// The checkpoint's configuration must equal this trainer's except for `steps`,
+    /// `checkpoint_every` and `keep_checkpoints` (a run may be extended).
+    ///
+    /// # Errors
+    /// [`DiffusionError::InvalidConfig`] if the configurations differ otherwise;
+    /// [`DiffusionError::Checkpoint`] if a file is unreadable or does not fit the model.
+    pub fn resume(mut self, checkpoint: &Checkpoint) -> error::Result<Self> {
+        let state = checkpoint.state();
+        let comparable = |c: &TrainConfig| TrainConfig {
+            steps: 1,
+            checkpoint_every: 0,
+            keep_checkpoints: 1,
+            ..c.clone()
+        };
+        if comparable(&state.config) != comparable(&self.config) {
+            return Err(DiffusionError::config(
+                "checkpoint",
+                checkpoint.dir().display(),
+                format!(
+                    "was trained with {:?}, which differs from this run's {:?} beyond steps and checkpoint settings",
+                    state.config, self.config
+                ),
+            ));
+        }
+        self.model = checkpoint.load_model(self.model)?.train();
+        let ema_model = checkpoint.load_ema(self.ema.model().clone())?;
+        self.ema = self.ema.restored(ema_model, state.ema_updates);
+        self.optimizer = self.optimizer.load_record(checkpoint.load_optimizer()?);
+        self.step = state.step;
+        Ok(self)
+    }
+
+    /// Steps completed.
+    pub fn step(&self) -> usize {
+        self.step
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &TrainConfig {
+        &self.config
+    }
+
+    /// The model being trained (on the autodiff device).
+    pub fn model(&self) -> &M {
+        &self.model
+    }
+
+    /// The EMA of the weights, a validation snapshot: the model to evaluate and sample with.
+    pub fn ema_model(&self) -> M {
+        self.ema.model().clone()
+    }
+
+    /// One optimizer step on a batch of `data` (all training examples, `[N, ...]`).
+    ///
+    /// # Errors
+    /// [`DiffusionError::InvalidConfig`] if `N < batch_size`; the loss's errors (shapes);
+    /// [`DiffusionError::NonFiniteLoss`] if the loss is NaN or infinite.
+    pub fn train_step(&mut self, data: &Tensor<D>) -> error::Result<StepStats> {
+        let step = self.step;
+        let indices = batch_indices(
+            data.dims()[0],
+            self.config.batch_size,
+            self.config.seed,
+            step,
+        )?;
+        let index = Tensor::<1, Int>::from_data(
+            TensorData::new(indices.iter().map(|&i| i as i64).collect(), [indices.len()]),
+            &data.device(),
+        );
+        let x0 = data.clone().select(0, index).to_device(&self.device);
+        let seed = stream_seed(self.config.seed, step as u64, Stream::Step);
+        self.device.seed(seed);
+        let loss = self.loss.loss_seeded(&self.model, x0, seed)?.loss.mean();
+        let value = f64::from(loss.clone().into_scalar::<f32>());
+        if !value.is_finite() {
+            return Err(DiffusionError::NonFiniteLoss { step, value });
+        }
+        let mut grads = GradientsParams::from_grads(loss.backward(), &self.model);
+        let grad_norm = self
+            .config
+            .grad_clip_norm
+            .map(|max| clip_grad_norm(&mut grads, &self.model, max));
+        let learning_rate = self.config.learning_rate_at(step);
+        self.model = self
+            .optimizer
+            .step(learning_rate, self.model.clone(), grads);
+        self.ema.update(&self.model);
+        self.step += 1;
+        Ok(StepStats {
+            step: self.step,
+            loss: value,
+            learning_rate,
+            grad_norm,
+            ema_decay: self.ema.decay_at(self.ema.updates()),
+        })
+    }
+
+    /// Trains until `until_step` steps are complete (at most `config.steps`), writing
+    /// checkpoints every `config.checkpoint_every` steps and at the end, the CSV log and
+    /// the progress bar as `options` say. Call it again with a later step to continue
+    /// (e.g. to write samples in between).
+    ///
+    /// A CSV log that already holds rows beyond the current step (a run that crashed after
+    /// its last checkpoint) is cut back to the current step first, so a resumed run's log
+    /// has every step once.
+    ///
+    /// # Errors
+    /// [`DiffusionError::InvalidConfig`] if `until_step` exceeds `config.steps`; the errors
+    /// of [`Trainer::train_step`]; [`DiffusionError::Checkpoint`] and
+    /// [`DiffusionError::Data`] for files that cannot be written.
+    pub fn fit(
+        &mut self,
+        data: &Tensor<D>,
+        until_step: usize,
+        options: &FitOptions,
+    ) -> error::Result<FitSummary> {
+        if until_step > self.config.steps {
+            return Err(DiffusionError::config(
+                "until_step",
+                until_step,
+                format!("must not exceed config.steps = {}", self.config.steps),
+            ));
+        }
+        let mut log = match &options.log_csv {
+            Some(path) => Some(CsvLog::open(path, self.step)?),
+            None => None,
+        };
+        let mut progress = options
+            .progress
+            .then(|| Progress::new(self.config.steps, "train"));
+        let start = Instant::now();
+        let first = self.step;
+        let mut total = 0.0;
+        while self.step < until_step {
+            let stats = self.train_step(data)?;
+            total += stats.loss;
+            if let Some(log) = &mut log {
+                log.write(&stats)?;
+            }
+            if let Some(progress) = &mut progress {
+                progress.update(stats.step, stats.loss);
+            }
+            let every = self.config.checkpoint_every;
+            let due = every > 0 && stats.step.is_multiple_of(every);
+            if let (true, Some(dir)) = (due || self.step == until_step, &options.checkpoint_dir) {
+                self.save_checkpoint(dir)?;
+            }
+        }
+        if let Some(progress) = progress {
+            progress.finish();
+        }
+        let steps = self.step - first;
+        Ok(FitSummary {
+            steps,
+            mean_loss: if steps > 0 {
+                total / steps as f64
+            } else {
+                f64::NAN
+            },
+            seconds: start.elapsed().as_secs_f64(),
+        })
+    }
+
+    /// Writes a checkpoint of the current step under `root` (see [`Checkpoint`]).
+    ///
+    /// # Errors
+    /// [`DiffusionError::Checkpoint`] if a file cannot be written.
+    pub fn save_checkpoint(&self, root: impl AsRef<Path>) -> error::Result<Checkpoint> {
+        let state = CheckpointState {
+            step: self.step,
+            ema_updates: self.ema.updates(),
+            config: self.config.clone(),
+        };
+        checkpoint::write(
+            root.as_ref(),
+            state,
+            &self.model,
+            self.ema.model(),
+            self.optimizer.to_record(),
+        )
+    }
+}
+
+/// Independent random streams derived from the run's seed.
+#[derive(Clone, Copy)]
+enum Stream {
+    Step = 1,
+    Epoch = 2,
+}
+
+/// A seed for `stream` at position `index`, a function of the run's `seed` alone.
+fn stream_seed(seed: u64, index: u64, stream: Stream) -> u64 {
+    let mut rng = SeededRng::new(seed ^ (stream as u64).wrapping_mul(0xD1B5_4A32_D192_ED03));
+    SeededRng::new(rng.next_u64() ^ index.wrapping_mul(0x9E37_79B9_7F4A_7C15)).next_u64()
+}
+
+/// The example indices of step `step`: epoch e = step / ⌊n / b⌋ is a seeded permutation,
+/// and the step takes its (step mod ⌊n / b⌋)-th slice of b.
+fn batch_indices(n: usize, b: usize, seed: u64, step: usize) -> error::Result<Vec<usize>> {
+    if n < b {
+        return Err(DiffusionError::config(
+            "batch_size",
+            b,
+            format!("larger than the {n} training examples"),
+        ));
+    }
+    let per_epoch = n / b;
+    let (epoch, k) = (step / per_epoch, step % per_epoch);
+    let mut order: Vec<usize> = (0..n).collect();
+    SeededRng::new(stream_seed(seed, epoch as u64, Stream::Epoch)).shuffle(&mut order);
+    Ok(order[k * b..(k + 1) * b].to_vec())
+}
+
+/// The CSV log of [`FitOptions::log_csv`].
+struct CsvLog {
+    path: PathBuf,
+    file: std::fs::File,
+}
+
+impl CsvLog {
+    const HEADER: &'static str = "step,loss,learning_rate,grad_norm,ema_decay";
+
+    /// Opens `path` for appending after keeping only its rows up to `step`.
+    fn open(path: &Path, step: usize) -> error::Result<Self> {
+        let fail = |e: std::io::Error| DiffusionError::data(path, e.to_string());
+        let kept: Vec<String> = match std::fs::read_to_string(path) {
+            Ok(text) => text
+                .lines()
+                .skip(1)
+                .filter(|line| {
+                    let first = line.split(',').next().unwrap_or("");
+                    first.parse::<usize>().is_ok_and(|s| s <= step)
+                })
+                .map(str::to_owned)
+                .collect(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(fail(e)),
+        };
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(fail)?;
+        }
+        let mut text = String::from(Self::HEADER) + "\n";
+        kept.iter().for_each(|line| {
+            text.push_str(line);
+            text.push('\n');
+        });
+        checkpoint::replace_file(path, text.as_bytes())?;
+        let file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(path)
+            .map_err(fail)?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            file,
+        })
+    }
+
+    fn write(&mut self, s: &StepStats) -> error::Result<()> {
+        let norm = s.grad_norm.map(|n| n.to_string()).unwrap_or_default();
+        writeln!(
+            self.file,
+            "{},{},{},{},{}",
+            s.step, s.loss, s.learning_rate, norm, s.ema_decay
+        )
+        .map_err(|e| DiffusionError::data(&self.path, e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn epochs_are_permutations_cut_into_batches() {
+        // 10 examples, batches of 3: 3 batches per epoch, 1 example left out each epoch.
+        let epoch: Vec<usize> = (0..3)
+            .flat_map(|s| batch_indices(10, 3, 7, s).unwrap())
+            .collect();
+        let mut sorted = epoch.clone();
+        sorted.sort_unstable();
+        sorted.dedup();
+        assert_eq!(sorted.len(), 9, "no repeats within an epoch: {epoch:?}");
+        let next: Vec<usize> = (3..6)
+            .flat_map(|s| batch_indices(10, 3, 7, s).unwrap())
+            .collect();
+        assert_ne!(epoch, next, "each epoch is reshuffled");
+        assert_eq!(
+            batch_indices(10, 3, 7, 4).unwrap(),
+            batch_indices(10, 3, 7, 4).unwrap()
+        );
+        assert_ne!(
+            batch_indices(10, 3, 7, 4).unwrap(),
+            batch_indices(10, 3, 8, 4).unwrap()
+        );
+        assert!(batch_indices(2, 3, 7, 0).is_err());
+    }
+}

@@ -1,0 +1,335 @@
+//! The training loop: checkpoint round trips, exact resume, crash safety, the CSV log and
+//! clear errors.
+
+use std::path::{Path, PathBuf};
+
+use burn::module::{Module, ModuleVisitor, Param};
+use burn::tensor::{Device, Tensor};
+use burn_diffusion::data::Toy2d;
+use burn_diffusion::{
+    Checkpoint, Denoiser, DiffusionError, FitOptions, LATEST_FILE, Loss, MlpConfig, Prediction,
+    ScheduleConfig, SimpleLoss, TrainConfig, Trainer, UNetConfig, VpProcess, Weighting, randn,
+};
+
+/// Every float parameter's values, in the module's traversal order.
+fn weights<M: Module>(model: &M) -> Vec<f32> {
+    struct Values(Vec<f32>);
+    impl ModuleVisitor for Values {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            self.0.extend(param.val().try_into_vec_as::<f32>().unwrap());
+        }
+    }
+    let mut v = Values(Vec::new());
+    model.visit(&mut v);
+    v.0
+}
+
+fn loss() -> SimpleLoss<VpProcess> {
+    let schedule = ScheduleConfig::new()
+        .with_num_timesteps(100)
+        .init()
+        .unwrap();
+    SimpleLoss::new(
+        VpProcess::new(schedule),
+        Prediction::Epsilon,
+        Weighting::Uniform,
+    )
+    .unwrap()
+}
+
+fn config(steps: usize) -> TrainConfig {
+    TrainConfig::new(steps)
+        .with_batch_size(16)
+        .with_learning_rate(1e-3)
+        .with_warmup_steps(2)
+        .with_ema_decay(0.9)
+        .with_checkpoint_every(3)
+        .with_seed(11)
+}
+
+/// A fresh, empty folder for one test.
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "burn-diffusion-train-{}-{name}",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn options(dir: &Path) -> FitOptions {
+    FitOptions {
+        checkpoint_dir: Some(dir.join("checkpoints")),
+        log_csv: Some(dir.join("log.csv")),
+        progress: false,
+    }
+}
+
+/// Trains `model` 6 steps in one go, and 3 steps + resume (into a differently initialized
+/// model) + 3 steps: weights, EMA and the CSV log must be identical.
+fn check_exact_resume<M, const D: usize>(name: &str, init: impl Fn() -> M, data: Tensor<D>)
+where
+    M: Module + Denoiser<D>,
+{
+    let device = Device::flex();
+    let model = init();
+    let (one, two) = (
+        scratch(&format!("{name}-one")),
+        scratch(&format!("{name}-two")),
+    );
+
+    let mut straight = Trainer::new(config(6), model.clone(), loss(), &device).unwrap();
+    straight.fit(&data, 6, &options(&one)).unwrap();
+
+    let mut first = Trainer::new(config(6), model, loss(), &device).unwrap();
+    first.fit(&data, 3, &options(&two)).unwrap();
+    // Steps 4..5 run and are logged, then the process "crashes" before a checkpoint.
+    first
+        .fit(
+            &data,
+            5,
+            &FitOptions {
+                checkpoint_dir: None,
+                ..options(&two)
+            },
+        )
+        .unwrap();
+    drop(first);
+    let latest = Checkpoint::latest(two.join("checkpoints"))
+        .unwrap()
+        .unwrap();
+    assert_eq!(latest.state().step, 3);
+    let fresh = init();
+    assert_ne!(
+        weights(&fresh),
+        weights(&straight.model().valid()),
+        "{name}: same init"
+    );
+    let mut resumed = Trainer::new(config(6), fresh, loss(), &device)
+        .unwrap()
+        .resume(&latest)
+        .unwrap();
+    assert_eq!(resumed.step(), 3);
+    resumed.fit(&data, 6, &options(&two)).unwrap();
+
+    assert_identical(
+        &weights(straight.model()),
+        &weights(resumed.model()),
+        name,
+        "weights",
+    );
+    let ema = (
+        weights(&straight.ema_model()),
+        weights(&resumed.ema_model()),
+    );
+    assert_identical(&ema.0, &ema.1, name, "EMA");
+    let log = |dir: &Path| std::fs::read_to_string(dir.join("log.csv")).unwrap();
+    assert_eq!(log(&one), log(&two), "{name}: CSV log");
+    assert_eq!(log(&one).lines().count(), 7, "{name}: header + 6 steps");
+    std::fs::remove_dir_all(one).unwrap();
+    std::fs::remove_dir_all(two).unwrap();
+}
+
+/// Bit-for-bit equality, reporting the first difference instead of both vectors.
+fn assert_identical(a: &[f32], b: &[f32], name: &str, what: &str) {
+    assert_eq!(a.len(), b.len(), "{name}: {what} sizes");
+    let same = |(x, y): (&f32, &f32)| x.to_bits() == y.to_bits();
+    let differ = a.iter().zip(b).filter(|p| !same(*p)).count();
+    let first = a.iter().zip(b).position(|p| !same(p));
+    assert_eq!(
+        differ,
+        0,
+        "{name}: {what}: {differ} of {} differ, first at {first:?}",
+        a.len()
+    );
+}
+
+#[test]
+fn resume_continues_exactly_where_it_stopped() {
+    let device = Device::flex();
+    check_exact_resume(
+        "mlp",
+        || MlpConfig::new(2).with_hidden(32).init(&device).unwrap(),
+        Toy2d::TwoMoons.sample_tensor(64, 0, &device),
+    );
+}
+
+/// The UNet's dropout masks come from the backend's random generator, which Flex keeps
+/// global to the process: other threads drawing from it (the parallel tests initializing
+/// models) would change them. So this check runs alone, in a child process of this test
+/// binary.
+#[test]
+fn resume_with_dropout_is_exact_in_a_process_of_its_own() {
+    let status = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--ignored",
+            "--exact",
+            "train::unet_with_dropout_resumes_exactly",
+        ])
+        .status()
+        .unwrap();
+    assert!(status.success(), "the isolated run failed: {status}");
+}
+
+#[test]
+#[ignore = "run in its own process by resume_with_dropout_is_exact_in_a_process_of_its_own"]
+fn unet_with_dropout_resumes_exactly() {
+    let device = Device::flex();
+    let unet = UNetConfig::digits()
+        .with_base_channels(16)
+        .with_dropout(0.1);
+    check_exact_resume(
+        "unet-dropout",
+        || unet.init(&device).unwrap(),
+        randn::<4>([48, 1, 8, 8], 3, &device).tanh(),
+    );
+}
+
+#[test]
+fn checkpoints_round_trip_and_survive_a_crash_mid_write() {
+    let device = Device::flex();
+    let dir = scratch("round-trip");
+    let root = dir.join("checkpoints");
+    let data = Toy2d::EightGaussians.sample_tensor(64, 1, &device);
+    let mlp = MlpConfig::new(2).with_hidden(32);
+    let mut trainer = Trainer::new(
+        config(6).with_keep_checkpoints(1),
+        mlp.init(&device).unwrap(),
+        loss(),
+        &device,
+    )
+    .unwrap();
+    trainer.fit(&data, 6, &options(&dir)).unwrap();
+
+    let latest = Checkpoint::latest(&root).unwrap().unwrap();
+    assert_eq!((latest.state().step, latest.state().ema_updates), (6, 6));
+    assert_eq!(latest.state().config, *trainer.config());
+    let model = latest.load_model(mlp.init(&device).unwrap()).unwrap();
+    let ema = latest.load_ema(mlp.init(&device).unwrap()).unwrap();
+    assert_eq!(weights(&model), weights(trainer.model()));
+    assert_eq!(weights(&ema), weights(&trainer.ema_model()));
+    assert_ne!(weights(&model), weights(&ema));
+    // keep_checkpoints = 1: only step 6 is left.
+    let dirs: Vec<String> = std::fs::read_dir(&root)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("step-"))
+        .collect();
+    assert_eq!(dirs, vec!["step-00000006".to_string()]);
+
+    // A crash mid-write leaves a partial directory and the old pointer: still loadable.
+    std::fs::create_dir_all(root.join(".partial-step-00000009")).unwrap();
+    std::fs::write(
+        root.join(".partial-step-00000009/model.bpk"),
+        b"half a file",
+    )
+    .unwrap();
+    assert_eq!(Checkpoint::latest(&root).unwrap().unwrap().state().step, 6);
+    // A pointer to a missing checkpoint is a clear error, and an empty root has none.
+    std::fs::write(root.join(LATEST_FILE), "step-00000042").unwrap();
+    let err = Checkpoint::latest(&root).unwrap_err();
+    assert!(matches!(err, DiffusionError::Checkpoint { .. }), "{err}");
+    assert!(Checkpoint::latest(dir.join("nowhere")).unwrap().is_none());
+    // Weights of another architecture do not load.
+    let wider = MlpConfig::new(2).with_hidden(64).init(&device).unwrap();
+    assert!(matches!(
+        latest.load_model(wider),
+        Err(DiffusionError::Checkpoint { .. })
+    ));
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn bad_runs_are_clear_errors() {
+    let device = Device::flex();
+    let dir = scratch("errors");
+    let mlp = MlpConfig::new(2).with_hidden(16);
+    let data = Toy2d::SwissRoll.sample_tensor(32, 2, &device);
+    let mut trainer = Trainer::new(config(6), mlp.init(&device).unwrap(), loss(), &device).unwrap();
+    trainer.fit(&data, 3, &options(&dir)).unwrap();
+    let latest = Checkpoint::latest(dir.join("checkpoints"))
+        .unwrap()
+        .unwrap();
+
+    // Resuming with another batch size is refused; another number of steps is fine.
+    let other = Trainer::new(
+        config(6).with_batch_size(8),
+        mlp.init(&device).unwrap(),
+        loss(),
+        &device,
+    )
+    .unwrap();
+    let err = other.resume(&latest).err().unwrap().to_string();
+    assert!(err.contains("differs"), "{err}");
+    let longer = Trainer::new(config(60), mlp.init(&device).unwrap(), loss(), &device).unwrap();
+    assert_eq!(longer.resume(&latest).unwrap().step(), 3);
+
+    // Past config.steps, more examples per batch than data, NaN data.
+    assert!(trainer.fit(&data, 7, &FitOptions::default()).is_err());
+    let tiny = Toy2d::SwissRoll.sample_tensor(8, 2, &device);
+    let err = trainer
+        .fit(&tiny, 4, &FitOptions::default())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("batch_size"), "{err}");
+    let nan = Tensor::<2>::full([32, 2], f32::NAN, &device);
+    let err = trainer.fit(&nan, 4, &FitOptions::default()).unwrap_err();
+    assert!(
+        matches!(err, DiffusionError::NonFiniteLoss { step: 3, .. }),
+        "{err}"
+    );
+    assert!(
+        Trainer::new(
+            TrainConfig::new(0),
+            mlp.init(&device).unwrap(),
+            loss(),
+            &device
+        )
+        .is_err()
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn training_lowers_the_held_out_loss() {
+    // The ε-MSE of the initial and the trained weights on the same held-out examples,
+    // timesteps and noise: the paired per-example differences give the standard error.
+    let device = Device::flex();
+    let data = Toy2d::EightGaussians.sample_tensor(2048, 4, &device);
+    let held_out = Toy2d::EightGaussians.sample_tensor(4096, 5, &device);
+    let model = MlpConfig::new(2).init(&device).unwrap();
+    let config = TrainConfig::new(300)
+        .with_batch_size(128)
+        .with_learning_rate(2e-3)
+        .with_seed(5);
+    let mut trainer = Trainer::new(config, model.clone(), loss(), &device).unwrap();
+    trainer.fit(&data, 300, &FitOptions::default()).unwrap();
+    let eval = |model: &burn_diffusion::Mlp| {
+        loss()
+            .loss_seeded(model, held_out.clone(), 99)
+            .unwrap()
+            .loss
+            .try_into_vec_as::<f32>()
+            .unwrap()
+    };
+    let (before, after) = (eval(&model), eval(&trainer.model().valid()));
+    let n = before.len() as f64;
+    let diffs: Vec<f64> = before
+        .iter()
+        .zip(&after)
+        .map(|(b, a)| f64::from(b - a))
+        .collect();
+    let mean = diffs.iter().sum::<f64>() / n;
+    let se = (diffs.iter().map(|d| (d - mean).powi(2)).sum::<f64>() / (n - 1.0) / n).sqrt();
+    let avg = |v: &[f32]| v.iter().map(|x| f64::from(*x)).sum::<f64>() / n;
+    println!(
+        "held-out ε-MSE: initial {:.4}, trained {:.4}; drop {mean:.4} ± {se:.4}",
+        avg(&before),
+        avg(&after)
+    );
+    assert!(
+        mean > 5.0 * se,
+        "the loss must drop by more than 5 standard errors"
+    );
+}
