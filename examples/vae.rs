@@ -34,18 +34,19 @@ held-out ELBO and importance-weighted log-likelihood
 USAGE: cargo run --release --example vae -- [OPTIONS]
 
 OPTIONS:
-  --dataset NAME     digits | mnist (data/mnist: the 10k MNIST test images)  [default: digits]
+  --dataset NAME     digits | mnist (data/mnist: the 10,000 MNIST test images)
+                                                     [default: digits]
   --likelihood NAME  bernoulli (pixels mapped to [0, 1]) | gaussian (σ = 0.1 on [−1, 1])
-                                                           [default: bernoulli]
-  --steps N          training steps                        [default: 2000 digits, 600 mnist]
-  --batch N          batch size                            [default: 64]
-  --latent N         latent size                           [default: 8 digits, 16 mnist]
-  --channels N       base channels of the VAE              [default: the preset's]
-  --lr X             AdamW learning rate                   [default: 0.002]
-  --held-out N       images kept out of training           [default: 297 digits, 500 mnist]
-  --iw-k N           samples of the importance-weighted estimate     [default: 100]
-  --seed N           seed of the split, weights, noise     [default: 0]
-  --out DIR          output folder                         [default: out/vae]
+                                                     [default: bernoulli]
+  --steps N          training steps                  [default: 2000 digits, 600 mnist]
+  --batch N          batch size                      [default: 64]
+  --latent N         latent size                     [default: 8 digits, 16 mnist]
+  --channels N       base channels of the VAE        [default: the preset's, 16]
+  --lr X             AdamW learning rate             [default: 0.002]
+  --held-out N       images kept out of training     [default: 297 digits, 500 mnist]
+  --iw-k N           samples of the importance-weighted log-likelihood  [default: 100]
+  --seed N           seed of split, weights, noise   [default: 0]
+  --out DIR          output folder                   [default: out/vae]
   -h, --help         print this help";
 
 const FLAGS: [&str; 11] = [

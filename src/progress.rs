@@ -36,6 +36,7 @@ pub struct Progress {
     last_draw: Option<Instant>,
     last_tenth: usize,
     step: usize,
+    first: usize,
     loss: f64,
 }
 
@@ -50,8 +51,18 @@ impl Progress {
             last_draw: None,
             last_tenth: 0,
             step: 0,
+            first: 0,
             loss: f64::NAN,
         }
+    }
+
+    /// The same line for a run that continues after `step` steps were already done (a
+    /// resumed or chunked training run): rates and times count from here.
+    pub fn continuing_after(mut self, step: usize) -> Self {
+        self.first = step;
+        self.step = step;
+        self.last_tenth = (step * 10).checked_div(self.total).unwrap_or(10);
+        self
     }
 
     /// Records that `step` steps (1-based: `total` is the last) are done with the given
@@ -94,9 +105,9 @@ impl Progress {
             err,
             "{}: {} steps in {:.1} s ({:.1}/s), last loss {:.4}",
             self.label,
-            self.step,
+            self.step - self.first,
             elapsed.as_secs_f64(),
-            rate(self.step, elapsed),
+            rate(self.step - self.first, elapsed),
             self.loss
         );
     }
@@ -114,7 +125,7 @@ impl Progress {
             (self.step as f64 / self.total as f64).min(1.0)
         };
         let filled = (fraction * BAR as f64).round() as usize;
-        let steps_per_s = rate(self.step, elapsed);
+        let steps_per_s = rate(self.step - self.first, elapsed);
         let eta = if steps_per_s > 0.0 {
             format_duration(self.total.saturating_sub(self.step) as f64 / steps_per_s)
         } else {

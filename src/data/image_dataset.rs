@@ -118,6 +118,34 @@ impl ImageDataset {
         super::idx::load(images.as_ref(), labels)
     }
 
+    /// The same images with every pixel rounded to the nearest of `levels` evenly spaced
+    /// values in [−1, 1] (2k/(levels−1) − 1): e.g. the 17-level digits rendered as 8-bit
+    /// images, as the discretized decoder of the variational bound expects (256 levels).
+    ///
+    /// # Errors
+    /// [`DiffusionError::InvalidConfig`] for fewer than 2 levels.
+    pub fn quantized(&self, levels: u32) -> error::Result<Self> {
+        if levels < 2 {
+            return Err(DiffusionError::config(
+                "levels",
+                levels,
+                "pixels need at least 2 levels",
+            ));
+        }
+        let half = (levels - 1) as f32 / 2.0;
+        let pixels = self
+            .pixels
+            .iter()
+            .map(|p| ((p + 1.0) * half).round() / half - 1.0)
+            .collect();
+        Ok(Self {
+            pixels,
+            labels: self.labels.clone(),
+            image_shape: self.image_shape,
+            levels,
+        })
+    }
+
     /// Number of images `N`.
     pub fn len(&self) -> usize {
         self.labels.len()
@@ -322,6 +350,22 @@ mod tests {
         assert!(d.batch(&[4], &device).is_err());
         assert!(d.batch(&[], &device).is_err());
         assert!(d.batch_labels(&[9], &device).is_err());
+    }
+
+    #[test]
+    fn quantizing_moves_each_pixel_to_the_nearest_level() {
+        // 4 levels {−1, −⅓, ⅓, 1} onto 256: each value moves by at most half a step, 1/255.
+        let d = tiny().quantized(256).unwrap();
+        assert_eq!(d.levels(), 256);
+        for (q, p) in d.pixels().iter().zip(tiny().pixels()) {
+            let k = (q + 1.0) * 127.5;
+            assert!(
+                (k - k.round()).abs() < 1e-4,
+                "{q} is not on the 256-level grid"
+            );
+            assert!((q - p).abs() <= 1.0 / 255.0 + 1e-6, "{q} vs {p}");
+        }
+        assert!(tiny().quantized(1).is_err());
     }
 
     #[test]

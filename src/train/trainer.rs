@@ -261,7 +261,7 @@ where
         };
         let mut progress = options
             .progress
-            .then(|| Progress::new(self.config.steps, "train"));
+            .then(|| Progress::new(self.config.steps, "train").continuing_after(self.step));
         let start = Instant::now();
         let first = self.step;
         let mut total = 0.0;

@@ -3,6 +3,7 @@
 
 mod common;
 mod errors;
+mod examples;
 mod losses;
 mod monte_carlo;
 mod oracle;

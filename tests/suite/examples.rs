@@ -1,0 +1,169 @@
+//! Every example runs end to end in a tiny configuration. `cargo test` builds the
+//! examples next to this test binary (`target/<profile>/examples/`); each is run as a
+//! child process with small settings and its outputs are checked.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The built example `name`.
+fn example(name: &str) -> PathBuf {
+    let deps = std::env::current_exe().unwrap();
+    let profile = deps.parent().unwrap().parent().unwrap();
+    profile
+        .join("examples")
+        .join(format!("{name}{}", std::env::consts::EXE_SUFFIX))
+}
+
+/// Runs example `name` with `args`, asserting success; returns its stdout.
+pub fn run_example(name: &str, args: &[&str]) -> String {
+    let path = example(name);
+    assert!(
+        path.exists(),
+        "{} is not built (cargo test builds the examples)",
+        path.display()
+    );
+    let out = Command::new(&path)
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "{name} {args:?} failed:\n{stdout}\n{stderr}"
+    );
+    stdout
+}
+
+/// A fresh output folder for one example run.
+pub fn out_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "burn-diffusion-example-{}-{name}",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+fn is_png(path: &Path) -> bool {
+    std::fs::read(path).is_ok_and(|b| b.starts_with(b"\x89PNG\r\n\x1a\n"))
+}
+
+#[test]
+fn forward_process_writes_its_strip() {
+    let dir = out_dir("forward");
+    let png = dir.join("strip.png");
+    let stdout = run_example(
+        "forward_process",
+        &["--rows", "2", "--out", png.to_str().unwrap()],
+    );
+    assert!(is_png(&png), "{stdout}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn quickstart_trains_samples_and_reports_distances() {
+    let dir = out_dir("quickstart");
+    let stdout = run_example(
+        "quickstart",
+        &[
+            "--steps",
+            "30",
+            "--batch",
+            "64",
+            "--samples",
+            "64",
+            "--ddim-steps",
+            "5",
+            "--out",
+            dir.to_str().unwrap(),
+        ],
+    );
+    assert!(is_png(&dir.join("quickstart.png")), "{stdout}");
+    let log = std::fs::read_to_string(dir.join("loss.csv")).unwrap();
+    assert_eq!(log.lines().count(), 31, "header + 30 steps");
+    for needle in ["the floor", "DDPM samples", "DDIM samples"] {
+        assert!(stdout.contains(needle), "{needle} missing from:\n{stdout}");
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn mnist_trains_checkpoints_reports_bits_per_dim_and_sample_reads_it() {
+    let dir = out_dir("mnist");
+    let out = dir.to_str().unwrap();
+    let args = [
+        "--steps",
+        "4",
+        "--batch",
+        "8",
+        "--sample-every",
+        "2",
+        "--sample-steps",
+        "3",
+    ];
+    let stdout = run_example(
+        "mnist",
+        &[&args[..], &["--eval", "2", "--out", out]].concat(),
+    );
+    for file in [
+        "samples-step-000002.png",
+        "samples-step-000004.png",
+        "samples.png",
+    ] {
+        assert!(is_png(&dir.join(file)), "{file} missing:\n{stdout}");
+    }
+    assert!(stdout.contains("bits/dim"), "{stdout}");
+    let latest = burn_diffusion::Checkpoint::latest(dir.join("checkpoints"))
+        .unwrap()
+        .unwrap();
+    assert_eq!(latest.state().step, 4);
+    // A second run with more steps resumes from step 4 instead of starting over.
+    let more = [
+        "--steps",
+        "6",
+        "--batch",
+        "8",
+        "--sample-every",
+        "2",
+        "--sample-steps",
+        "3",
+    ];
+    let stdout = run_example(
+        "mnist",
+        &[&more[..], &["--eval", "0", "--out", out]].concat(),
+    );
+    assert!(stdout.contains("resuming from step 4"), "{stdout}");
+    // `sample` loads the EMA weights of the latest checkpoint.
+    let png = dir.join("grid.png");
+    let args = [
+        "--run",
+        out,
+        "--sampler",
+        "heun",
+        "--steps",
+        "3",
+        "--count",
+        "4",
+    ];
+    let stdout = run_example(
+        "sample",
+        &[&args[..], &["--out", png.to_str().unwrap()]].concat(),
+    );
+    assert!(stdout.contains("step 6") && is_png(&png), "{stdout}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn examples_answer_help_and_reject_unknown_flags() {
+    for name in ["quickstart", "mnist", "sample", "forward_process"] {
+        assert!(run_example(name, &["--help"]).contains("USAGE"));
+        let status = Command::new(example(name))
+            .arg("--bogus")
+            .output()
+            .unwrap()
+            .status;
+        assert_eq!(status.code(), Some(2), "{name} --bogus");
+    }
+}
