@@ -20,7 +20,7 @@ use burn::tensor::Device;
 use burn_diffusion::data::ImageDataset;
 use burn_diffusion::{
     Checkpoint, Decoder, FitOptions, Parameterization, Prediction, ScheduleConfig, SimpleLoss,
-    TrainConfig, Trainer, UNetConfig, VarianceKind, VlbLoss, VpProcess, Weighting,
+    TrainConfig, Trainer, UNet, UNetConfig, VarianceKind, VlbLoss, VpProcess, Weighting,
     write_png_grid_scaled,
 };
 use common::{Flags, exit_on_error, sample_with};
@@ -138,19 +138,22 @@ fn main() {
     let [c, h, w] = data.image_shape();
     let scale = (64 / h).max(1);
     let train_x = train.to_tensor(&device);
-    while trainer.step() < steps {
-        let until = (trainer.step() / sample_every + 1) * sample_every;
-        let summary = exit_on_error(trainer.fit(&train_x, until.min(steps), &options));
-        let model = trainer.ema_model();
-        let grid = exit_on_error(sample_with(
+    let draw = |model: &UNet, count: usize, seed: u64| {
+        let shape = [count, c, h, w];
+        exit_on_error(sample_with(
             &sampler,
             sample_steps,
             &schedule,
-            &model,
-            [16, c, h, w],
+            model,
+            shape,
             &device,
-            seed + 1,
-        ));
+            seed,
+        ))
+    };
+    while trainer.step() < steps {
+        let until = (trainer.step() / sample_every + 1) * sample_every;
+        let summary = exit_on_error(trainer.fit(&train_x, until.min(steps), &options));
+        let grid = draw(&trainer.ema_model(), 16, seed + 1);
         let png = out.join(format!("samples-step-{:06}.png", trainer.step()));
         exit_on_error(write_png_grid_scaled(&png, grid, 4, scale));
         println!(
@@ -163,15 +166,7 @@ fn main() {
     }
 
     let model = trainer.ema_model();
-    let grid = exit_on_error(sample_with(
-        &sampler,
-        sample_steps,
-        &schedule,
-        &model,
-        [64, c, h, w],
-        &device,
-        seed + 2,
-    ));
+    let grid = draw(&model, 64, seed + 2);
     let png = out.join("samples.png");
     exit_on_error(write_png_grid_scaled(&png, grid, 8, scale));
     println!("wrote {} ({sampler}, {sample_steps} steps)", png.display());

@@ -93,20 +93,13 @@ fn quickstart_trains_samples_and_reports_distances() {
 fn mnist_trains_checkpoints_reports_bits_per_dim_and_sample_reads_it() {
     let dir = out_dir("mnist");
     let out = dir.to_str().unwrap();
-    let args = [
-        "--steps",
-        "4",
-        "--batch",
-        "8",
-        "--sample-every",
-        "2",
-        "--sample-steps",
-        "3",
-    ];
-    let stdout = run_example(
-        "mnist",
-        &[&args[..], &["--eval", "2", "--out", out]].concat(),
-    );
+    // `steps` training steps of 8 digits, grids every 2 steps with 3 sampler steps.
+    let mnist = |steps: &str, eval: &str| {
+        let args = ["--steps", steps, "--batch", "8", "--sample-every", "2"];
+        let more = ["--sample-steps", "3", "--eval", eval, "--out", out];
+        run_example("mnist", &[&args[..], &more[..]].concat())
+    };
+    let stdout = mnist("4", "2");
     for file in [
         "samples-step-000002.png",
         "samples-step-000004.png",
@@ -120,20 +113,7 @@ fn mnist_trains_checkpoints_reports_bits_per_dim_and_sample_reads_it() {
         .unwrap();
     assert_eq!(latest.state().step, 4);
     // A second run with more steps resumes from step 4 instead of starting over.
-    let more = [
-        "--steps",
-        "6",
-        "--batch",
-        "8",
-        "--sample-every",
-        "2",
-        "--sample-steps",
-        "3",
-    ];
-    let stdout = run_example(
-        "mnist",
-        &[&more[..], &["--eval", "0", "--out", out]].concat(),
-    );
+    let stdout = mnist("6", "0");
     assert!(stdout.contains("resuming from step 4"), "{stdout}");
     // `sample` loads the EMA weights of the latest checkpoint.
     let png = dir.join("grid.png");
