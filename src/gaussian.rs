@@ -79,11 +79,21 @@ pub fn normal_kl<const D: usize>(
     logvar2: Tensor<D>,
 ) -> Result<Tensor<D>> {
     check_broadcast(&[&mean1, &logvar1, &mean2, &logvar2])?;
+    Ok(normal_kl_unchecked(mean1, logvar1, mean2, logvar2))
+}
+
+/// [`normal_kl`] for inputs whose shapes are known to broadcast.
+pub(crate) fn normal_kl_unchecked<const D: usize>(
+    mean1: Tensor<D>,
+    logvar1: Tensor<D>,
+    mean2: Tensor<D>,
+    logvar2: Tensor<D>,
+) -> Tensor<D> {
     // exp(d) − 1 − d with d = logvar1 − logvar2, as expm1(d) − d: never negative, and
     // exact for nearly equal variances where exp(d) − 1 would cancel.
     let d = logvar1 - logvar2.clone();
     let variance_term = expm1(d.clone()) - d;
-    Ok((variance_term + (mean1 - mean2).square() * logvar2.neg().exp()) * 0.5)
+    (variance_term + (mean1 - mean2).square() * logvar2.neg().exp()) * 0.5
 }
 
 /// log N(x; 0, 1) = −x²/2 − ½·log(2π), elementwise.
