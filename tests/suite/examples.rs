@@ -136,8 +136,32 @@ fn mnist_trains_checkpoints_reports_bits_per_dim_and_sample_reads_it() {
 }
 
 #[test]
+fn vae_trains_and_reports_the_elbo_and_iw_bound() {
+    let dir = out_dir("vae");
+    let args = [
+        "--steps",
+        "3",
+        "--batch",
+        "8",
+        "--iw-k",
+        "2",
+        "--held-out",
+        "16",
+    ];
+    let stdout = run_example(
+        "vae",
+        &[&args[..], &["--out", dir.to_str().unwrap()]].concat(),
+    );
+    for file in ["reconstructions.png", "samples.png"] {
+        assert!(is_png(&dir.join(file)), "{file} missing:\n{stdout}");
+    }
+    assert!(stdout.contains("held-out evaluation"), "{stdout}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
 fn examples_answer_help_and_reject_unknown_flags() {
-    for name in ["quickstart", "mnist", "sample", "forward_process"] {
+    for name in ["quickstart", "mnist", "sample", "forward_process", "vae"] {
         assert!(run_example(name, &["--help"]).contains("USAGE"));
         let status = Command::new(example(name))
             .arg("--bogus")
