@@ -24,6 +24,7 @@
 //! | [`DiagonalGaussian`], [`Likelihood`], [`elbo`], [`importance_weighted_log_likelihood`], [`Vae`], [`VaeConfig`] | the VAE: reparameterized q_φ(z \| x), decoder likelihoods, ELBO, importance-weighted log p(x), a reference convolutional VAE (see `docs/vae.md`) |
 //! | [`write_png_grid`], [`Progress`] | PNG image grids and a dependency-free progress line for examples |
 //! | [`Trainer`], [`TrainConfig`], [`Ema`], [`Checkpoint`], [`clip_grad_norm`] | the training loop: AdamW, warmup, global-norm clipping, EMA, atomic checkpoints, exact resume |
+//! | `DiffusionObjective`, `DiffusionBatcher`, `DiffusionBatch` (feature `train`) | the objective as a burn-train `TrainStep` / `InferenceStep` model, to train with Burn's `Learner` and its multi-device strategies (see `docs/training.md`) |
 //! | [`data::ImageDataset`], [`data::Toy2d`] | MNIST / Fashion-MNIST (IDX) and digits (CSV) loaders; 2-D toy distributions |
 //! | [`sliced_wasserstein`] | a distance between samples and data |
 //!
@@ -132,6 +133,9 @@ pub use train::{
     Checkpoint, CheckpointState, EMA_FILE, Ema, FitOptions, FitSummary, LATEST_FILE, MODEL_FILE,
     OPTIMIZER_FILE, STATE_FILE, StepStats, TrainConfig, Trainer, clip_grad_norm,
 };
+#[cfg(feature = "train")]
+#[cfg_attr(docsrs, doc(cfg(feature = "train")))]
+pub use train::{DiffusionBatch, DiffusionBatcher, DiffusionObjective};
 pub use vae::{
     DiagonalGaussian, Elbo, Likelihood, Vae, VaeConfig, elbo, importance_weighted_log_likelihood,
     nll_bits_per_dim,

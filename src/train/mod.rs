@@ -1,10 +1,13 @@
 //! Training: the [`Trainer`] loop (AdamW, warmup, gradient clipping, EMA, checkpoints,
-//! exact resume, CSV log, progress bar) and its parts.
+//! exact resume, CSV log, progress bar) and its parts; with the `train` feature, the
+//! objective as a burn-train model for Burn's own `Learner`.
 
 mod checkpoint;
 mod clip;
 mod config;
 mod ema;
+#[cfg(feature = "train")]
+mod learner;
 mod trainer;
 
 pub use checkpoint::{
@@ -13,4 +16,6 @@ pub use checkpoint::{
 pub use clip::clip_grad_norm;
 pub use config::TrainConfig;
 pub use ema::Ema;
+#[cfg(feature = "train")]
+pub use learner::{DiffusionBatch, DiffusionBatcher, DiffusionObjective};
 pub use trainer::{FitOptions, FitSummary, StepStats, Trainer};
