@@ -5,7 +5,7 @@ use burn::tensor::{Int, Tensor};
 use crate::error::{self, DiffusionError};
 use crate::forward::ForwardProcess;
 use crate::prediction::Prediction;
-use crate::timesteps::check_same_shape;
+use crate::timesteps::{check_same_shape, constant_timesteps};
 
 /// The result of one reverse step.
 #[derive(Debug, Clone)]
@@ -130,6 +130,18 @@ impl X0Options {
             None => x0,
         };
         Ok((x0, eps))
+    }
+
+    /// [`X0Options::x0_eps`] with every example of `x_t` at the one timestep `t`.
+    pub(crate) fn x0_eps_at<P: ForwardProcess + ?Sized, const D: usize>(
+        &self,
+        process: &P,
+        x_t: &Tensor<D>,
+        t: usize,
+        output: Tensor<D>,
+    ) -> error::Result<(Tensor<D>, Tensor<D>)> {
+        let tt = constant_timesteps(x_t.dims()[0], t, &x_t.device());
+        self.x0_eps(process, x_t.clone(), &tt, output)
     }
 }
 

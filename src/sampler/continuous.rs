@@ -9,7 +9,6 @@ use crate::sampler::base::{
     ReverseSampler, StepOutput, X0Options, check_timesteps, require_noise, visited,
 };
 use crate::schedule::Spacing;
-use crate::timesteps::constant_timesteps;
 
 /// The forward chain seen as an SDE in units of one discrete step: with
 /// q(x_t | x_{t−1}) = N(c_t x_{t−1}, d_t²), the drift is −(1 − c_t)·x and the squared
@@ -41,8 +40,7 @@ fn score_term<P: ForwardProcess, const D: usize>(
     x_t: &Tensor<D>,
     output: Tensor<D>,
 ) -> error::Result<(Tensor<D>, Tensor<D>)> {
-    let tt = constant_timesteps(x_t.dims()[0], t, &x_t.device());
-    let (x0_hat, eps) = x0.x0_eps(process, x_t.clone(), &tt, output)?;
+    let (x0_hat, eps) = x0.x0_eps_at(process, x_t, t, output)?;
     let (_, d2, s) = rates(process, t);
     Ok((eps * (-d2 / s), x0_hat))
 }

@@ -8,7 +8,6 @@ use crate::sampler::base::{
     ReverseSampler, StepOutput, X0Options, check_timesteps, require_noise, visited,
 };
 use crate::schedule::Spacing;
-use crate::timesteps::constant_timesteps;
 
 /// DDIM (Song et al. 2021, eq. 12) on any decreasing subsequence of timesteps t → t':
 ///
@@ -115,10 +114,7 @@ impl<P: ForwardProcess, const D: usize> ReverseSampler<D> for DdimSampler<P> {
         noise: Option<Tensor<D>>,
     ) -> error::Result<StepOutput<D>> {
         let t = visited(&self.timesteps, i)?;
-        let tt = constant_timesteps(x_t.dims()[0], t, &x_t.device());
-        let (x0, eps) = self
-            .x0
-            .x0_eps(&self.process, x_t.clone(), &tt, model_output)?;
+        let (x0, eps) = self.x0.x0_eps_at(&self.process, &x_t, t, model_output)?;
         let (a_next, s_next) = self.next_scales(i);
         let sigma = self.sigma(i);
         let direction = (s_next * s_next - sigma * sigma).max(0.0).sqrt();

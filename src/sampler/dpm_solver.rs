@@ -6,7 +6,6 @@ use crate::error;
 use crate::forward::ForwardProcess;
 use crate::sampler::base::{ReverseSampler, StepOutput, X0Options, check_timesteps, visited};
 use crate::schedule::Spacing;
-use crate::timesteps::constant_timesteps;
 
 /// DPM-Solver++(2M): a second-order multistep solver of the probability-flow ODE in its
 /// data-prediction form, with λ_t = log(a_t / s_t) and h_i = λ_{t_{i+1}} − λ_{t_i}:
@@ -104,10 +103,7 @@ impl<P: ForwardProcess, const D: usize> ReverseSampler<D> for DpmSolverSampler<P
         _noise: Option<Tensor<D>>,
     ) -> error::Result<StepOutput<D>> {
         let t = visited(&self.timesteps, i)?;
-        let tt = constant_timesteps(x_t.dims()[0], t, &x_t.device());
-        let (x0, _) = self
-            .x0
-            .x0_eps(&self.process, x_t.clone(), &tt, model_output)?;
+        let (x0, _) = self.x0.x0_eps_at(&self.process, &x_t, t, model_output)?;
         let Some(&next) = self.timesteps.get(i + 1) else {
             state.previous = None;
             return Ok(StepOutput {

@@ -5,7 +5,6 @@ use burn::tensor::Tensor;
 use crate::error::{self, DiffusionError};
 use crate::forward::ForwardProcess;
 use crate::sampler::base::{ReverseSampler, StepOutput, X0Options, require_noise, visited};
-use crate::timesteps::constant_timesteps;
 
 /// Annealed Langevin dynamics for noise-conditional score models (Song & Ermon 2019,
 /// Algorithm 1), meant for the variance-exploding process ([`crate::VeProcess`]): for
@@ -103,10 +102,7 @@ impl<P: ForwardProcess, const D: usize> ReverseSampler<D> for AnnealedLangevinSa
         noise: Option<Tensor<D>>,
     ) -> error::Result<StepOutput<D>> {
         let t = visited(&self.visits, i)?;
-        let tt = constant_timesteps(x_t.dims()[0], t, &x_t.device());
-        let (x0, eps) = self
-            .x0
-            .x0_eps(&self.process, x_t.clone(), &tt, model_output)?;
+        let (x0, eps) = self.x0.x0_eps_at(&self.process, &x_t, t, model_output)?;
         let sigma = self.process.noise_std()[t];
         if self.is_denoise(i) {
             return Ok(StepOutput {

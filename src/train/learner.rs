@@ -264,11 +264,17 @@ fn mix(seed: u64, index: u64) -> u64 {
 ///
 /// Batch them with a [`DiffusionBatcher`] of example shape [`ImageDataset::image_shape`].
 impl Dataset<Vec<f32>> for ImageDataset {
-    /// # Panics
-    /// If `index` is not below the number of images (burn's `Dataset` convention).
+    /// # Errors
+    /// A [`DatasetError`] wrapping [`DiffusionError::InvalidConfig`] if `index` is not
+    /// below the number of images.
     fn get(&self, index: usize) -> Result<Vec<f32>, DatasetError> {
         let len = ImageDataset::len(self);
-        assert!(index < len, "index {index} out of range 0..{len}");
+        if index >= len {
+            let reason = format!("out of range 0..{len}");
+            return Err(DatasetError::new(DiffusionError::config(
+                "index", index, reason,
+            )));
+        }
         let size: usize = self.image_shape().iter().product();
         Ok(self.pixels()[index * size..(index + 1) * size].to_vec())
     }
@@ -539,6 +545,8 @@ mod tests {
         let data = ImageDataset::new(pixels.clone(), vec![0, 1, 2], [1, 2, 2], 256).unwrap();
         assert_eq!(Dataset::<Vec<f32>>::len(&data), 3);
         assert_eq!(Dataset::get(&data, 1).unwrap(), pixels[4..8].to_vec());
+        let err = Dataset::get(&data, 3).unwrap_err().to_string();
+        assert!(err.contains("out of range 0..3"), "{err}");
     }
 
     fn objective() -> (

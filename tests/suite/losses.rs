@@ -253,6 +253,21 @@ fn bound_evaluation_matches_calc_bpd_loop() {
 /// A loss evaluated at (t, noise) on the reference batch.
 type LossFn<'a> = Box<dyn Fn(&Tensor<1, Int>, Tensor<4>) -> Vec<f64> + 'a>;
 
+/// The per-example loss of `loss` for the toy model `kind` on `x0` at `(t, noise)`.
+fn per_example<L: Loss<4>>(
+    loss: &L,
+    kind: &str,
+    x0: &Tensor<4>,
+    t: &Tensor<1, Int>,
+    noise: Tensor<4>,
+) -> Vec<f64> {
+    values(
+        loss.loss(&toy_model(kind), x0.clone(), t, noise)
+            .unwrap()
+            .loss,
+    )
+}
+
 /// The training losses against improved-diffusion's `training_losses`: MSE (L_simple),
 /// KL and RESCALED_KL (the bound's term, ×T), and the hybrid MSE / RESCALED_MSE
 /// (λ = 1/T and 0.001) for the learned-range model.
@@ -274,57 +289,29 @@ fn training_losses_match_improved_diffusion() {
             let vlb = VlbLoss::new(process.clone(), eps_small, Decoder::Discretized);
             let simple =
                 SimpleLoss::new(process.clone(), Prediction::Epsilon, Weighting::Uniform).unwrap();
+            let scaled = vlb.clone().with_scale_by_num_timesteps(true);
+            let (hybrid_t, hybrid_fixed) = (hybrid(1.0 / steps), hybrid(0.001));
+            let x0 = &x0;
             let cases: Vec<(&str, LossFn)> = vec![
                 (
                     "eps_small.mse",
-                    Box::new(|t, n| {
-                        values(
-                            simple
-                                .loss(&toy_model("eps"), x0.clone(), t, n)
-                                .unwrap()
-                                .loss,
-                        )
-                    }),
+                    Box::new(|t, n| per_example(&simple, "eps", x0, t, n)),
                 ),
                 (
                     "eps_small.kl",
-                    Box::new(|t, n| {
-                        values(vlb.loss(&toy_model("eps"), x0.clone(), t, n).unwrap().loss)
-                    }),
+                    Box::new(|t, n| per_example(&vlb, "eps", x0, t, n)),
                 ),
                 (
                     "eps_small.rescaled_kl",
-                    Box::new(|t, n| {
-                        let scaled = vlb.clone().with_scale_by_num_timesteps(true);
-                        values(
-                            scaled
-                                .loss(&toy_model("eps"), x0.clone(), t, n)
-                                .unwrap()
-                                .loss,
-                        )
-                    }),
+                    Box::new(|t, n| per_example(&scaled, "eps", x0, t, n)),
                 ),
                 (
                     "learned.mse",
-                    Box::new(|t, n| {
-                        values(
-                            hybrid(1.0 / steps)
-                                .loss(&toy_model("learned"), x0.clone(), t, n)
-                                .unwrap()
-                                .loss,
-                        )
-                    }),
+                    Box::new(|t, n| per_example(&hybrid_t, "learned", x0, t, n)),
                 ),
                 (
                     "learned.rescaled_mse",
-                    Box::new(|t, n| {
-                        values(
-                            hybrid(0.001)
-                                .loss(&toy_model("learned"), x0.clone(), t, n)
-                                .unwrap()
-                                .loss,
-                        )
-                    }),
+                    Box::new(|t, n| per_example(&hybrid_fixed, "learned", x0, t, n)),
                 ),
             ];
             for (name, compute) in cases {

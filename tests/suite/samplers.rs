@@ -159,24 +159,42 @@ fn samplers_reproduce_gaussian_data() {
         allowed,
     } in cases
     {
-        let (mean_exact, var_exact) = predicted_moments(m, &steps);
-        let (mean, var) = moments(&sampler.run(&model, n, 3, &device));
-        println!(
-            "{name}: sample mean {mean:.4}, variance {var:.5}; its chain's exact {mean_exact:.4}, {var_exact:.5}; data {m}, {:.5}",
-            s * s
-        );
-        assert!(
-            (mean - mean_exact).abs() < 5.0 * var_exact.sqrt() / (n as f64).sqrt(),
-            "{name}: mean {mean} vs {mean_exact}"
-        );
-        assert!(
-            (var - var_exact).abs() < 5.0 * var_exact * (2.0 / n as f64).sqrt(),
-            "{name}: variance {var} vs {var_exact}"
-        );
-        assert!(
-            (mean_exact - m).abs() < 0.01,
-            "{name}: chain mean {mean_exact}"
-        );
+        let exact = predicted_moments(m, &steps);
+        let got = sampler.run(&model, n, 3, &device);
+        check_chain_moments(&name, &got, exact, (m, s), Some(allowed));
+    }
+}
+
+/// Asserts that the samples `got` have their chain's exact moments `(mean, variance)`
+/// within 5 standard errors (σ/√n and σ²·√(2/n) for Gaussian samples), that the chain's
+/// mean is the data's mean to 0.01, and, with `allowed`, that the chain's variance is
+/// within `allowed`·s² of the data's s² (its discretization error).
+fn check_chain_moments(
+    name: &str,
+    got: &[f64],
+    (mean_exact, var_exact): (f64, f64),
+    (m, s): (f64, f64),
+    allowed: Option<f64>,
+) {
+    let n = got.len() as f64;
+    let (mean, var) = moments(got);
+    println!(
+        "{name}: sample mean {mean:.4}, variance {var:.5}; its chain's exact {mean_exact:.4}, {var_exact:.5}; data {m}, {:.5}",
+        s * s
+    );
+    assert!(
+        (mean - mean_exact).abs() < 5.0 * var_exact.sqrt() / n.sqrt(),
+        "{name}: mean {mean} vs {mean_exact}"
+    );
+    assert!(
+        (var - var_exact).abs() < 5.0 * var_exact * (2.0 / n).sqrt(),
+        "{name}: variance {var} vs {var_exact}"
+    );
+    assert!(
+        (mean_exact - m).abs() < 0.01,
+        "{name}: chain mean {mean_exact}"
+    );
+    if let Some(allowed) = allowed {
         assert!(
             (var_exact - s * s).abs() < allowed * s * s,
             "{name}: chain variance {var_exact}"
@@ -676,29 +694,8 @@ fn check_ode_sde_samplers(m: f64, s: f64, near_data: bool) {
     let eps_hat = |x: Affine, t: usize| x.shift(-a[t] * m).scale(sd[t] / big_v(t));
     let x0_hat = |x: Affine, t: usize| x.shift(-a[t] * m).scale(a[t] * s * s / big_v(t)).shift(m);
     let check = |name: &str, got: Vec<f64>, mean_exact: f64, var_exact: f64, allowed: f64| {
-        let (mean, var) = moments(&got);
-        println!(
-            "{name}: sample mean {mean:.4}, variance {var:.5}; its chain's exact {mean_exact:.4}, {var_exact:.5}; data {m}, {:.5}",
-            s * s
-        );
-        assert!(
-            (mean - mean_exact).abs() < 5.0 * var_exact.sqrt() / (n as f64).sqrt(),
-            "{name}: mean"
-        );
-        assert!(
-            (var - var_exact).abs() < 5.0 * var_exact * (2.0 / n as f64).sqrt(),
-            "{name}: variance"
-        );
-        assert!(
-            (mean_exact - m).abs() < 0.01,
-            "{name}: chain mean {mean_exact}"
-        );
-        if near_data {
-            assert!(
-                (var_exact - s * s).abs() < allowed * s * s,
-                "{name}: chain variance {var_exact}"
-            );
-        }
+        let allowed = near_data.then_some(allowed);
+        check_chain_moments(name, &got, (mean_exact, var_exact), (m, s), allowed);
     };
     let run = |sampler: &dyn ReverseSamplerDyn| sampler.run(&model, n, 3, &device);
 
