@@ -19,8 +19,13 @@ use burn::module::Module;
 use burn::optim::{AdamWConfig, GradientsParams};
 use burn::tensor::{Device, Int, Tensor};
 use burn_diffusion::{
-    Denoiser, Loss, Prediction, ScheduleConfig, SimpleLoss, UNet, UNetConfig, VpProcess, Weighting,
-    randn, uniform_timesteps,
+    Denoiser, Loss,
+    loss::{SimpleLoss, Weighting, uniform_timesteps},
+    model::{UNet, UNetConfig},
+    noise::randn,
+    prediction::Prediction,
+    process::VpProcess,
+    schedule::ScheduleConfig,
 };
 use criterion::{Criterion, criterion_group, criterion_main};
 

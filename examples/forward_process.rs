@@ -15,38 +15,53 @@ use std::path::PathBuf;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use burn_diffusion::data::ImageDataset;
 use burn_diffusion::{
-    BetaSchedule, ForwardProcess, NoiseSchedule, ScheduleConfig, VpProcess, write_png_grid_scaled,
+    ForwardProcess, NoiseSchedule,
+    image::write_png_grid_scaled,
+    process::VpProcess,
+    schedule::{BetaSchedule, ScheduleConfig},
 };
-use common::{Flags, exit_on_error};
+use clap::{Parser, ValueEnum};
+use common::exit_on_error;
 
-const HELP: &str = "\
-forward_process: noise digits along q(x_t | x_0) and write a PNG strip
+/// forward_process: noise digits along q(x_t | x_0) and write a PNG strip
+#[derive(Parser, Debug)]
+#[command(name = "forward_process")]
+struct Args {
+    /// PNG to write
+    #[arg(long, default_value = "out/forward_process.png")]
+    out: PathBuf,
+    /// β schedule
+    #[arg(long, value_enum, default_value_t = ScheduleName::Linear)]
+    schedule: ScheduleName,
+    /// digits to show
+    #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u8).range(1..=20))]
+    rows: u8,
+    /// noise seed
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+}
 
-USAGE: cargo run --release --example forward_process -- [OPTIONS]
-
-OPTIONS:
-  --out PATH         PNG to write            [default: out/forward_process.png]
-  --schedule NAME    linear | cosine         [default: linear]
-  --rows N           digits to show (1..=20) [default: 6]
-  --seed N           noise seed              [default: 0]
-  -h, --help         print this help";
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum ScheduleName {
+    Linear,
+    Cosine,
+}
 
 const TIMESTEPS: [usize; 8] = [0, 50, 100, 200, 300, 500, 700, 999];
 const SCALE: usize = 8; // each 8×8 digit becomes 64×64 pixels
 
 fn main() {
-    let flags = Flags::parse(HELP, &["out", "schedule", "rows", "seed"]);
-    let out: PathBuf = flags.get("out", PathBuf::from("out/forward_process.png"));
-    let schedule = match flags.get("schedule", String::from("linear")).as_str() {
-        "linear" => BetaSchedule::default(),
-        "cosine" => BetaSchedule::cosine(),
-        other => exit_on_error(Err(format!("unknown schedule {other:?}: linear | cosine"))),
+    let Args {
+        out,
+        schedule,
+        rows,
+        seed,
+    } = Args::parse();
+    let rows = usize::from(rows);
+    let schedule = match schedule {
+        ScheduleName::Linear => BetaSchedule::default(),
+        ScheduleName::Cosine => BetaSchedule::cosine(),
     };
-    let rows: usize = flags.get("rows", 6);
-    if !(1..=20).contains(&rows) {
-        exit_on_error::<(), _>(Err("--rows must be in 1..=20"));
-    }
-    let seed: u64 = flags.get("seed", 0);
 
     let device = Device::flex();
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/data/digits/digits.csv.gz");

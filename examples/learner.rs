@@ -27,48 +27,60 @@ use burn::train::renderer::{
 use burn::train::{InferenceStep, Learner, LearnerSummary, MetricSummary, SupervisedTraining};
 use burn_diffusion::data::Toy2d;
 use burn_diffusion::{
-    DiffusionBatch, DiffusionBatcher, DiffusionObjective, MlpConfig, Prediction, ScheduleConfig,
-    SimpleLoss, VpProcess, Weighting,
+    loss::{SimpleLoss, Weighting},
+    model::MlpConfig,
+    prediction::Prediction,
+    process::VpProcess,
+    schedule::ScheduleConfig,
+    train::{DiffusionBatch, DiffusionBatcher, DiffusionObjective},
 };
-use common::{Flags, exit_on_error};
+use clap::Parser;
+use common::{exit_on_error, positive};
 
-const HELP: &str = "\
-learner: train an MLP denoiser on a 2-D toy set with burn-train's Learner
+/// learner: train an MLP denoiser on a 2-D toy set with burn-train's Learner
+#[derive(Parser, Debug)]
+#[command(name = "learner")]
+struct Args {
+    /// toy distribution: moons | swiss-roll | 8gaussians
+    #[arg(long, default_value_t = Toy2d::TwoMoons)]
+    data: Toy2d,
+    /// training epochs
+    #[arg(long, default_value_t = 5, value_parser = positive)]
+    epochs: usize,
+    /// training points
+    #[arg(long, default_value_t = 16_384, value_parser = positive)]
+    train: usize,
+    /// validation points
+    #[arg(long, default_value_t = 2048, value_parser = positive)]
+    valid: usize,
+    /// batch size
+    #[arg(long, default_value_t = 256, value_parser = positive)]
+    batch: usize,
+    /// learning rate (AdamW, constant)
+    #[arg(long, default_value_t = 2e-3)]
+    lr: f64,
+    /// seed of data, weights, noise, order
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// burn-train's artifact folder
+    #[arg(long, default_value = "out/learner")]
+    out: PathBuf,
+}
 
-USAGE: cargo run --release --features train --example learner -- [OPTIONS]
-
-OPTIONS:
-  --data NAME        moons | swiss-roll | 8gaussians     [default: moons]
-  --epochs N         training epochs                     [default: 5]
-  --train N          training points                     [default: 16384]
-  --valid N          validation points                   [default: 2048]
-  --batch N          batch size                          [default: 256]
-  --lr X             learning rate (AdamW, constant)     [default: 0.002]
-  --seed N           seed of data, weights, noise, order [default: 0]
-  --out DIR          burn-train's artifact folder        [default: out/learner]
-  -h, --help         print this help";
-
-const FLAGS: [&str; 8] = [
-    "data", "epochs", "train", "valid", "batch", "lr", "seed", "out",
-];
 /// Diffusion steps of the process.
 const T: usize = 1000;
 
 fn main() {
-    let flags = Flags::parse(HELP, &FLAGS);
-    let toy: Toy2d = flags.get("data", Toy2d::TwoMoons);
-    let epochs: usize = flags.get("epochs", 5);
-    let train: usize = flags.get("train", 16_384);
-    let valid: usize = flags.get("valid", 2048);
-    let batch: usize = flags.get("batch", 256);
-    let lr: f64 = flags.get("lr", 2e-3);
-    let seed: u64 = flags.get("seed", 0);
-    let out: PathBuf = flags.get("out", PathBuf::from("out/learner"));
-    if epochs == 0 || train == 0 || valid == 0 || batch == 0 {
-        exit_on_error::<(), _>(Err(
-            "--epochs, --train, --valid and --batch must be positive",
-        ));
-    }
+    let Args {
+        data: toy,
+        epochs,
+        train,
+        valid,
+        batch,
+        lr,
+        seed,
+        out,
+    } = Args::parse();
     let device = Device::flex();
 
     // The objective: the MLP and the ε-prediction loss of DDPM.

@@ -17,49 +17,74 @@ use std::path::{Path, PathBuf};
 
 use burn::config::Config;
 use burn::tensor::Device;
+use burn_diffusion::NoiseSchedule;
 use burn_diffusion::data::ImageDataset;
 use burn_diffusion::{
-    Checkpoint, Decoder, FitOptions, Parameterization, Prediction, ScheduleConfig, SimpleLoss,
-    TrainConfig, Trainer, UNet, UNetConfig, VarianceKind, VlbLoss, VpProcess, Weighting,
-    write_png_grid_scaled,
+    image::write_png_grid_scaled,
+    loss::{Decoder, SimpleLoss, VlbLoss, Weighting},
+    model::{UNet, UNetConfig},
+    prediction::{Parameterization, Prediction, VarianceKind},
+    process::VpProcess,
+    progress::ConsoleProgress,
+    schedule::ScheduleConfig,
+    train::{Checkpoint, FitOptions, TrainConfig, Trainer},
 };
-use common::{Flags, exit_on_error, sample_with};
+use clap::{Parser, ValueEnum};
+use common::{SamplerName, exit_on_error, sample_with};
 
-const HELP: &str = "\
-mnist: train the reference UNet on MNIST, Fashion-MNIST or the 8x8 digits
+/// mnist: train the reference UNet on MNIST, Fashion-MNIST or the 8x8 digits
+#[derive(Parser, Debug)]
+#[command(name = "mnist")]
+struct Args {
+    /// dataset
+    #[arg(long, value_enum, default_value_t = DatasetName::Digits)]
+    dataset: DatasetName,
+    /// training steps
+    #[arg(long, default_value_t = 2000)]
+    steps: usize,
+    /// batch size
+    #[arg(long, default_value_t = 64)]
+    batch: usize,
+    /// peak learning rate (AdamW)
+    #[arg(long, default_value_t = 5e-4)]
+    lr: f64,
+    /// images kept out of training
+    #[arg(long, default_value_t = 256)]
+    held_out: usize,
+    /// held-out images the bits/dim bound uses (each costs 1000 network evaluations; 0
+    /// skips)
+    #[arg(long, default_value_t = 64)]
+    eval: usize,
+    /// write a sample grid every N steps
+    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u64).range(1..))]
+    sample_every: u64,
+    /// sampler of the grids
+    #[arg(long, value_enum, default_value_t = SamplerName::Ddim)]
+    sampler: SamplerName,
+    /// sampler steps for the grids
+    #[arg(long, default_value_t = 50)]
+    sample_steps: usize,
+    /// seed of the split, training and sampling
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// output folder
+    #[arg(long, default_value = "out/mnist")]
+    out: PathBuf,
+    /// folder holding digits/, mnist/, fashion-mnist/ [default: the crate's data/]
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+}
 
-USAGE: cargo run --release --example mnist -- [OPTIONS]
-
-OPTIONS:
-  --dataset NAME     digits | mnist | fashion-mnist               [default: digits]
-  --steps N          training steps                              [default: 2000]
-  --batch N          batch size                                  [default: 64]
-  --lr X             peak learning rate (AdamW)                  [default: 0.0005]
-  --held-out N       images kept out of training                 [default: 256]
-  --eval N           held-out images the bits/dim bound uses     [default: 64]
-                     (each costs 1000 network evaluations; 0 skips)
-  --sample-every N   write a sample grid every N steps           [default: 500]
-  --sampler NAME     ddpm | ddim | dpm-solver | heun | euler-maruyama [default: ddim]
-  --sample-steps N   sampler steps for the grids                 [default: 50]
-  --seed N           seed of the split, training and sampling    [default: 0]
-  --out DIR          output folder                               [default: out/mnist]
-  --data-dir DIR     folder holding digits/, mnist/, fashion-mnist/ [default: the crate's data/]
-  -h, --help         print this help";
-
-const FLAGS: [&str; 12] = [
-    "dataset",
-    "steps",
-    "batch",
-    "lr",
-    "held-out",
-    "eval",
-    "sample-every",
-    "sampler",
-    "sample-steps",
-    "seed",
-    "out",
-    "data-dir",
-];
+/// The datasets of `--dataset`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum DatasetName {
+    /// scikit-learn's 8×8 digits
+    Digits,
+    /// MNIST's 10,000 test images
+    Mnist,
+    /// Fashion-MNIST's 10,000 test images
+    FashionMnist,
+}
 
 /// Files next to the checkpoints that `sample` reads to rebuild the model and process.
 pub const UNET_CONFIG: &str = "unet.json";
@@ -67,30 +92,31 @@ pub const UNET_CONFIG: &str = "unet.json";
 pub const SCHEDULE_CONFIG: &str = "schedule.json";
 
 fn main() {
-    let flags = Flags::parse(HELP, &FLAGS);
-    let dataset: String = flags.get("dataset", "digits".to_string());
-    let steps: usize = flags.get("steps", 2000);
-    let batch: usize = flags.get("batch", 64);
-    let lr: f64 = flags.get("lr", 5e-4);
-    let held_out: usize = flags.get("held-out", 256);
-    let eval: usize = flags.get("eval", 64);
-    let sample_every: usize = flags.get("sample-every", 500);
-    let sampler: String = flags.get("sampler", "ddim".to_string());
-    let sample_steps: usize = flags.get("sample-steps", 50);
-    let seed: u64 = flags.get("seed", 0);
-    let out: PathBuf = flags.get("out", PathBuf::from("out/mnist"));
-    let data_dir: PathBuf = flags.get(
-        "data-dir",
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("data"),
-    );
+    let Args {
+        dataset,
+        steps,
+        batch,
+        lr,
+        held_out,
+        eval,
+        sample_every,
+        sampler,
+        sample_steps,
+        seed,
+        out,
+        data_dir,
+    } = Args::parse();
+    let sample_every = usize::try_from(sample_every).unwrap_or(usize::MAX);
+    let data_dir = data_dir.unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("data"));
     let device = Device::flex();
 
     // Data as 8-bit images in [−1, 1] (the digits' 17 levels are rendered on 256), split.
-    let (data, unet) = exit_on_error(load(&dataset, &data_dir));
+    let (data, unet) = exit_on_error(load(dataset, &data_dir));
     let data = exit_on_error(data.quantized(256));
     let (train, held) = exit_on_error(data.split(held_out, seed));
     println!(
-        "{dataset}: {} training and {} held-out images of {:?}",
+        "{}: {} training and {} held-out images of {:?}",
+        dataset.to_possible_value().expect("not skipped").get_name(),
         train.len(),
         held.len(),
         data.image_shape()
@@ -133,7 +159,6 @@ fn main() {
     let options = FitOptions {
         checkpoint_dir: Some(root),
         log_csv: Some(out.join("loss.csv")),
-        progress: true,
     };
     let [c, h, w] = data.image_shape();
     let scale = (64 / h).max(1);
@@ -141,7 +166,7 @@ fn main() {
     let draw = |model: &UNet, count: usize, seed: u64| {
         let shape = [count, c, h, w];
         exit_on_error(sample_with(
-            &sampler,
+            sampler,
             sample_steps,
             &schedule,
             model,
@@ -152,7 +177,11 @@ fn main() {
     };
     while trainer.step() < steps {
         let until = (trainer.step() / sample_every + 1) * sample_every;
-        let summary = exit_on_error(trainer.fit(&train_x, until.min(steps), &options));
+        let bar = ConsoleProgress::new(steps, "train").continuing_after(trainer.step());
+        let summary = exit_on_error(trainer.fit_with(&train_x, until.min(steps), &options, |s| {
+            bar.update(s.step, Some(s.loss))
+        }));
+        bar.finish();
         let grid = draw(&trainer.ema_model(), 16, seed + 1);
         let png = out.join(format!("samples-step-{:06}.png", trainer.step()));
         exit_on_error(write_png_grid_scaled(&png, grid, 4, scale));
@@ -169,7 +198,11 @@ fn main() {
     let grid = draw(&model, 64, seed + 2);
     let png = out.join("samples.png");
     exit_on_error(write_png_grid_scaled(&png, grid, 8, scale));
-    println!("wrote {} ({sampler}, {sample_steps} steps)", png.display());
+    println!(
+        "wrote {} ({}, {sample_steps} steps)",
+        png.display(),
+        sampler.name()
+    );
 
     if eval > 0 {
         // The full bound L_0 + Σ L_{t−1} + L_T (Ho et al. 2020, eq. 5) with σ_t² = β_t and
@@ -181,13 +214,10 @@ fn main() {
             .with_prediction(Prediction::Epsilon)
             .with_variance(VarianceKind::FixedLarge);
         let vlb = VlbLoss::new(process, parameterization, Decoder::Discretized);
-        let report = |done: usize, total: usize| {
-            if done == total || done.is_multiple_of(100) {
-                eprint!("\rbound: {done}/{total} timesteps   ");
-            }
-        };
+        let bar = ConsoleProgress::new(schedule.num_timesteps(), "bound (timesteps)");
+        let report = |done: usize, _total: usize| bar.update(done, None);
         let bound = exit_on_error(vlb.evaluate_bound_seeded(&model, x0, seed + 3, report));
-        eprintln!();
+        bar.finish();
         let bpd: Vec<f32> = exit_on_error(
             bound
                 .total_bpd
@@ -209,8 +239,8 @@ fn main() {
     }
 }
 
-/// The dataset called `name` and the UNet preset for its image size.
-fn load(name: &str, dir: &Path) -> Result<(ImageDataset, UNetConfig), String> {
+/// The dataset `name` and the UNet preset for its image size.
+fn load(name: DatasetName, dir: &Path) -> Result<(ImageDataset, UNetConfig), String> {
     let e = |e: burn_diffusion::DiffusionError| e.to_string();
     let idx = |folder: &str| {
         let images = dir.join(folder).join("t10k-images-idx3-ubyte.gz");
@@ -218,14 +248,11 @@ fn load(name: &str, dir: &Path) -> Result<(ImageDataset, UNetConfig), String> {
         ImageDataset::load_idx(images, Some(labels.as_path())).map_err(e)
     };
     match name {
-        "digits" => Ok((
+        DatasetName::Digits => Ok((
             ImageDataset::load_digits(dir.join("digits/digits.csv.gz")).map_err(e)?,
             UNetConfig::digits(),
         )),
-        "mnist" => Ok((idx("mnist")?, UNetConfig::mnist())),
-        "fashion-mnist" => Ok((idx("fashion-mnist")?, UNetConfig::mnist())),
-        other => Err(format!(
-            "unknown dataset {other:?}: digits | mnist | fashion-mnist"
-        )),
+        DatasetName::Mnist => Ok((idx("mnist")?, UNetConfig::mnist())),
+        DatasetName::FashionMnist => Ok((idx("fashion-mnist")?, UNetConfig::mnist())),
     }
 }

@@ -17,37 +17,50 @@ use std::path::PathBuf;
 use burn::tensor::{Device, Tensor, TensorData};
 use burn_diffusion::data::Toy2d;
 use burn_diffusion::{
-    FitOptions, MlpConfig, Prediction, ScheduleConfig, SimpleLoss, TrainConfig, Trainer, VpProcess,
-    Weighting, sliced_wasserstein, write_png_grid,
+    image::write_png_grid,
+    loss::{SimpleLoss, Weighting},
+    metrics::sliced_wasserstein,
+    model::MlpConfig,
+    prediction::Prediction,
+    process::VpProcess,
+    progress::ConsoleProgress,
+    schedule::ScheduleConfig,
+    train::{FitOptions, TrainConfig, Trainer},
 };
-use common::{Flags, exit_on_error, sample_with};
+use clap::Parser;
+use common::{SamplerName, exit_on_error, sample_with};
 
-const HELP: &str = "\
-quickstart: train an MLP denoiser on a 2-D toy set, sample with DDPM and DDIM
+/// quickstart: train a denoiser on a 2-D toy distribution, sample it with DDPM and DDIM,
+/// and compare the samples with held-out data
+#[derive(Parser, Debug)]
+#[command(name = "quickstart")]
+struct Args {
+    /// toy distribution: moons | swiss-roll | 8gaussians
+    #[arg(long, default_value_t = Toy2d::TwoMoons)]
+    data: Toy2d,
+    /// training steps
+    #[arg(long, default_value_t = 10_000)]
+    steps: usize,
+    /// batch size
+    #[arg(long, default_value_t = 256)]
+    batch: usize,
+    /// peak learning rate
+    #[arg(long, default_value_t = 1e-3)]
+    lr: f64,
+    /// samples per sampler (and held-out points)
+    #[arg(long, default_value_t = 2000)]
+    samples: usize,
+    /// DDIM steps
+    #[arg(long, default_value_t = 50)]
+    ddim_steps: usize,
+    /// seed of data, training and sampling
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// output folder
+    #[arg(long, default_value = "out/quickstart")]
+    out: PathBuf,
+}
 
-USAGE: cargo run --release --example quickstart -- [OPTIONS]
-
-OPTIONS:
-  --data NAME        moons | swiss-roll | 8gaussians     [default: moons]
-  --steps N          training steps                      [default: 10000]
-  --batch N          batch size                          [default: 256]
-  --lr X             peak learning rate                  [default: 0.001]
-  --samples N        samples per sampler (and held-out)  [default: 2000]
-  --ddim-steps N     DDIM steps                          [default: 50]
-  --seed N           seed of data, training and sampling [default: 0]
-  --out DIR          output folder                       [default: out/quickstart]
-  -h, --help         print this help";
-
-const FLAGS: [&str; 8] = [
-    "data",
-    "steps",
-    "batch",
-    "lr",
-    "samples",
-    "ddim-steps",
-    "seed",
-    "out",
-];
 /// Diffusion steps of the process.
 const T: usize = 1000;
 /// Training examples drawn from the toy distribution.
@@ -59,15 +72,16 @@ const EXTENT: f32 = 4.0;
 const PIXELS: usize = 320;
 
 fn main() {
-    let flags = Flags::parse(HELP, &FLAGS);
-    let toy: Toy2d = flags.get("data", Toy2d::TwoMoons);
-    let steps: usize = flags.get("steps", 10_000);
-    let batch: usize = flags.get("batch", 256);
-    let lr: f64 = flags.get("lr", 1e-3);
-    let samples: usize = flags.get("samples", 2000);
-    let ddim_steps: usize = flags.get("ddim-steps", 50);
-    let seed: u64 = flags.get("seed", 0);
-    let out: PathBuf = flags.get("out", PathBuf::from("out/quickstart"));
+    let Args {
+        data: toy,
+        steps,
+        batch,
+        lr,
+        samples,
+        ddim_steps,
+        seed,
+        out,
+    } = Args::parse();
     let device = Device::flex();
 
     // Data: a training set, and DRAWS pairs of held-out sets of `samples` points.
@@ -98,10 +112,13 @@ fn main() {
     println!("training an MLP on {toy} for {steps} steps of {batch} ({TRAIN} examples)");
     let options = FitOptions {
         log_csv: Some(out.join("loss.csv")),
-        progress: true,
         ..FitOptions::default()
     };
-    let summary = exit_on_error(trainer.fit(&train, steps, &options));
+    let bar = ConsoleProgress::new(steps, "train");
+    let summary = exit_on_error(trainer.fit_with(&train, steps, &options, |s| {
+        bar.update(s.step, Some(s.loss))
+    }));
+    bar.finish();
     println!(
         "trained in {:.1} s ({:.0} steps/s), mean loss {:.4}",
         summary.seconds,
@@ -112,7 +129,7 @@ fn main() {
     // Sampling with the EMA weights: DDPM over all T steps, DDIM (η = 0) over a few.
     let model = trainer.ema_model();
     let schedule = process.schedule();
-    let draw = |sampler: &str, steps: usize| {
+    let draw = |sampler: SamplerName, steps: usize| {
         let start = std::time::Instant::now();
         let x = exit_on_error(sample_with(
             sampler,
@@ -125,13 +142,14 @@ fn main() {
         ));
         let points = exit_on_error(x.try_into_vec_as::<f32>().map_err(|e| format!("{e:?}")));
         println!(
-            "{sampler} ({steps} steps): {samples} samples in {:.1} s",
+            "{} ({steps} steps): {samples} samples in {:.1} s",
+            sampler.name(),
             start.elapsed().as_secs_f64()
         );
         points
     };
-    let ddpm_points = draw("ddpm", T);
-    let ddim_points = draw("ddim", ddim_steps);
+    let ddpm_points = draw(SamplerName::Ddpm, T);
+    let ddim_points = draw(SamplerName::Ddim, ddim_steps);
 
     // Sliced 2-Wasserstein distances over 500 directions, each averaged over DRAWS
     // held-out sets: with a few thousand points a single distance fluctuates by ±30%.

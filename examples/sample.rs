@@ -11,40 +11,60 @@ use std::path::PathBuf;
 
 use burn::config::Config;
 use burn::tensor::Device;
-use burn_diffusion::{Checkpoint, ScheduleConfig, UNetConfig, write_png_grid_scaled};
-use common::{Flags, SAMPLERS, exit_on_error, sample_with};
+use burn_diffusion::{
+    image::write_png_grid_scaled, model::UNetConfig, schedule::ScheduleConfig, train::Checkpoint,
+};
+use clap::{Parser, ValueEnum};
+use common::{SamplerName, exit_on_error, sample_with};
 
-const HELP: &str = "\
-sample: draw images from a checkpoint of the mnist example into a PNG grid
+/// sample: draw images from a checkpoint of the mnist example into a PNG grid
+#[derive(Parser, Debug)]
+#[command(name = "sample")]
+struct Args {
+    /// the mnist example's --out folder
+    #[arg(long, default_value = "out/mnist")]
+    run: PathBuf,
+    /// sampler
+    #[arg(long, value_enum, default_value_t = SamplerName::Ddim)]
+    sampler: SamplerName,
+    /// sampler steps
+    #[arg(long, default_value_t = 50)]
+    steps: usize,
+    /// images
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..))]
+    count: u32,
+    /// which weights of the checkpoint
+    #[arg(long, value_enum, default_value_t = Weights::Ema)]
+    weights: Weights,
+    /// noise seed
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// PNG to write [default: RUN/sample-SAMPLER-STEPS.png]
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
 
-USAGE: cargo run --release --example sample -- [OPTIONS]
-
-OPTIONS:
-  --run DIR          the mnist example's --out folder       [default: out/mnist]
-  --sampler NAME     ddpm | ddim | dpm-solver | heun | euler-maruyama [default: ddim]
-  --steps N          sampler steps                          [default: 50]
-  --count N          images                                 [default: 64]
-  --weights KIND     ema | trained                          [default: ema]
-  --seed N           noise seed                             [default: 0]
-  --out PATH         PNG to write                  [default: RUN/sample-SAMPLER-STEPS.png]
-  -h, --help         print this help";
+/// The weights of `--weights`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Weights {
+    /// the exponential moving average
+    Ema,
+    /// the trained weights
+    Trained,
+}
 
 fn main() {
-    let flags = Flags::parse(
-        HELP,
-        &["run", "sampler", "steps", "count", "weights", "seed", "out"],
-    );
-    let run: PathBuf = flags.get("run", PathBuf::from("out/mnist"));
-    let sampler: String = flags.get("sampler", "ddim".to_string());
-    let steps: usize = flags.get("steps", 50);
-    let count: usize = flags.get("count", 64);
-    let weights: String = flags.get("weights", "ema".to_string());
-    let seed: u64 = flags.get("seed", 0);
-    let default_out = run.join(format!("sample-{sampler}-{steps}.png"));
-    let out: PathBuf = flags.get("out", default_out);
-    if count == 0 {
-        exit_on_error::<(), _>(Err("--count must be positive"));
-    }
+    let Args {
+        run,
+        sampler,
+        steps,
+        count,
+        weights,
+        seed,
+        out,
+    } = Args::parse();
+    let count = count as usize;
+    let out = out.unwrap_or_else(|| run.join(format!("sample-{}-{steps}.png", sampler.name())));
     let device = Device::flex();
 
     let unet = exit_on_error(UNetConfig::load(run.join("unet.json")).map_err(|e| {
@@ -63,23 +83,21 @@ fn main() {
         ))),
     };
     let model = exit_on_error(unet.init(&device));
-    let model = exit_on_error(match weights.as_str() {
-        "ema" => checkpoint.load_ema(model),
-        "trained" => checkpoint.load_model(model),
-        other => Err(burn_diffusion::DiffusionError::Checkpoint {
-            path: checkpoint.dir().display().to_string(),
-            reason: format!("unknown --weights {other:?}: ema | trained"),
-        }),
+    let model = exit_on_error(match weights {
+        Weights::Ema => checkpoint.load_ema(model),
+        Weights::Trained => checkpoint.load_model(model),
     });
     println!(
-        "step {} of {}, {weights} weights; sampling {count} images with {sampler} ({steps} steps; one of {SAMPLERS})",
+        "step {} of {}, {} weights; sampling {count} images with {} ({steps} steps)",
         checkpoint.state().step,
-        checkpoint.dir().display()
+        checkpoint.dir().display(),
+        weights.to_possible_value().expect("not skipped").get_name(),
+        sampler.name()
     );
     let (c, h, w) = (unet.in_channels, unet.resolution, unet.resolution);
     let start = std::time::Instant::now();
     let images = exit_on_error(sample_with(
-        &sampler,
+        sampler,
         steps,
         &schedule,
         &model,

@@ -23,51 +23,73 @@ use burn::optim::{AdamWConfig, GradientsParams};
 use burn::tensor::{Device, Tensor};
 use burn_diffusion::data::ImageDataset;
 use burn_diffusion::{
-    Likelihood, Progress, SeededRng, Vae, VaeConfig, nll_bits_per_dim, randn, write_png_grid_scaled,
+    image::write_png_grid_scaled,
+    noise::{SeededRng, randn},
+    progress::ConsoleProgress,
+    vae::{Likelihood, Vae, VaeConfig, nll_bits_per_dim},
 };
-use common::{Flags, exit_on_error};
+use clap::{Parser, ValueEnum};
+use common::{exit_on_error, positive};
 
-const HELP: &str = "\
-vae: train a convolutional VAE, write reconstructions and prior samples, report the
-held-out ELBO and importance-weighted log-likelihood
+/// vae: train a convolutional VAE, write reconstructions and prior samples, report the
+/// held-out ELBO and importance-weighted log-likelihood
+#[derive(Parser, Debug)]
+#[command(name = "vae")]
+struct Cli {
+    /// dataset (mnist: data/mnist, the 10,000 MNIST test images)
+    #[arg(long, value_enum, default_value_t = DatasetName::Digits)]
+    dataset: DatasetName,
+    /// decoder likelihood: bernoulli (pixels mapped to [0, 1]) or gaussian (σ = 0.1 on
+    /// [−1, 1])
+    #[arg(long, value_enum, default_value_t = LikelihoodName::Bernoulli)]
+    likelihood: LikelihoodName,
+    /// training steps [default: 2000 digits, 600 mnist]
+    #[arg(long, value_parser = positive)]
+    steps: Option<usize>,
+    /// batch size
+    #[arg(long, default_value_t = 64, value_parser = positive)]
+    batch: usize,
+    /// latent size [default: 8 digits, 16 mnist]
+    #[arg(long, value_parser = positive)]
+    latent: Option<usize>,
+    /// base channels of the VAE [default: the preset's, 16]
+    #[arg(long, value_parser = positive)]
+    channels: Option<usize>,
+    /// AdamW learning rate
+    #[arg(long, default_value_t = 2e-3)]
+    lr: f64,
+    /// images kept out of training [default: 297 digits, 500 mnist]
+    #[arg(long)]
+    held_out: Option<usize>,
+    /// samples of the importance-weighted log-likelihood
+    #[arg(long, default_value_t = 100, value_parser = positive)]
+    iw_k: usize,
+    /// seed of split, weights, noise
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// output folder
+    #[arg(long, default_value = "out/vae")]
+    out: PathBuf,
+}
 
-USAGE: cargo run --release --example vae -- [OPTIONS]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum DatasetName {
+    Digits,
+    Mnist,
+}
 
-OPTIONS:
-  --dataset NAME     digits | mnist (data/mnist: the 10,000 MNIST test images)
-                                                     [default: digits]
-  --likelihood NAME  bernoulli (pixels mapped to [0, 1]) | gaussian (σ = 0.1 on [−1, 1])
-                                                     [default: bernoulli]
-  --steps N          training steps                  [default: 2000 digits, 600 mnist]
-  --batch N          batch size                      [default: 64]
-  --latent N         latent size                     [default: 8 digits, 16 mnist]
-  --channels N       base channels of the VAE        [default: the preset's, 16]
-  --lr X             AdamW learning rate             [default: 0.002]
-  --held-out N       images kept out of training     [default: 297 digits, 500 mnist]
-  --iw-k N           samples of the importance-weighted log-likelihood  [default: 100]
-  --seed N           seed of split, weights, noise   [default: 0]
-  --out DIR          output folder                   [default: out/vae]
-  -h, --help         print this help";
-
-const FLAGS: [&str; 11] = [
-    "dataset",
-    "likelihood",
-    "steps",
-    "batch",
-    "latent",
-    "channels",
-    "lr",
-    "held-out",
-    "iw-k",
-    "seed",
-    "out",
-];
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum LikelihoodName {
+    Bernoulli,
+    Gaussian,
+}
 
 /// Images per evaluation batch (bounds memory for MNIST with k samples).
 const EVAL_BATCH: usize = 250;
 
+/// The command line with the dataset's defaults filled in.
 struct Args {
-    dataset: String,
+    dataset: DatasetName,
     likelihood: Likelihood,
     steps: usize,
     batch: usize,
@@ -81,41 +103,31 @@ struct Args {
 }
 
 fn parse_args() -> Args {
-    let flags = Flags::parse(HELP, &FLAGS);
-    let dataset: String = flags.get("dataset", "digits".to_string());
-    let digits = match dataset.as_str() {
-        "digits" => true,
-        "mnist" => false,
-        other => exit_on_error(Err(format!("unknown dataset {other:?}: digits | mnist"))),
+    let cli = Cli::parse();
+    let pick = |d: usize, m: usize| match cli.dataset {
+        DatasetName::Digits => d,
+        DatasetName::Mnist => m,
     };
-    let likelihood = match flags.get("likelihood", "bernoulli".to_string()).as_str() {
-        "bernoulli" => Likelihood::Bernoulli,
+    let likelihood = match cli.likelihood {
+        LikelihoodName::Bernoulli => Likelihood::Bernoulli,
         // σ = 0.1 on data in [−1, 1].
-        "gaussian" => Likelihood::Gaussian {
+        LikelihoodName::Gaussian => Likelihood::Gaussian {
             log_variance: (0.01f64).ln(),
         },
-        other => exit_on_error(Err(format!(
-            "unknown likelihood {other:?}: bernoulli | gaussian"
-        ))),
     };
-    let pick = |d: usize, m: usize| if digits { d } else { m };
-    let args = Args {
+    Args {
+        dataset: cli.dataset,
         likelihood,
-        steps: flags.get("steps", pick(2000, 600)),
-        batch: flags.get("batch", 64),
-        latent: flags.get("latent", pick(8, 16)),
-        channels: Some(flags.get::<usize>("channels", 0)).filter(|c| *c > 0),
-        lr: flags.get("lr", 2e-3),
-        held_out: flags.get("held-out", pick(297, 500)),
-        iw_k: flags.get("iw-k", 100),
-        seed: flags.get("seed", 0),
-        out: flags.get("out", PathBuf::from("out/vae")),
-        dataset,
-    };
-    if args.steps == 0 || args.batch == 0 || args.iw_k == 0 {
-        exit_on_error::<(), String>(Err("--steps, --batch and --iw-k must be positive".into()));
+        steps: cli.steps.unwrap_or(pick(2000, 600)),
+        batch: cli.batch,
+        latent: cli.latent.unwrap_or(pick(8, 16)),
+        channels: cli.channels,
+        lr: cli.lr,
+        held_out: cli.held_out.unwrap_or(pick(297, 500)),
+        iw_k: cli.iw_k,
+        seed: cli.seed,
+        out: cli.out,
     }
-    args
 }
 
 fn main() {
@@ -126,7 +138,7 @@ fn main() {
 fn run(args: &Args) -> Result<(), String> {
     let start = Instant::now();
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let (data, config) = if args.dataset == "digits" {
+    let (data, config) = if args.dataset == DatasetName::Digits {
         let data = ImageDataset::load_digits(root.join("data/digits/digits.csv.gz"));
         (data, VaeConfig::digits())
     } else {
@@ -145,7 +157,10 @@ fn run(args: &Args) -> Result<(), String> {
     };
     println!(
         "{}: {} training and {} held-out images of {:?}; latent {}, {:?} decoder",
-        args.dataset,
+        args.dataset
+            .to_possible_value()
+            .expect("not skipped")
+            .get_name(),
         train.len(),
         held_out.len(),
         train.image_shape(),
@@ -162,7 +177,7 @@ fn run(args: &Args) -> Result<(), String> {
     let mut rng = SeededRng::new(args.seed);
     let mut order: Vec<usize> = (0..train.len()).collect();
     let mut cursor = order.len();
-    let mut progress = Progress::new(args.steps, "vae");
+    let progress = ConsoleProgress::new(args.steps, "vae");
     for step in 0..args.steps {
         if cursor + args.batch > order.len() {
             rng.shuffle(&mut order);
@@ -177,7 +192,7 @@ fn run(args: &Args) -> Result<(), String> {
         let value: f64 = loss.clone().into_scalar::<f32>().into();
         let grads = GradientsParams::from_grads(loss.backward(), &vae);
         vae = optim.step(args.lr, vae, grads);
-        progress.update(step + 1, value);
+        progress.update(step + 1, Some(value));
     }
     progress.finish();
 
@@ -232,7 +247,7 @@ impl Trained<'_> {
         // Per image: ELBO, KL, IW log-likelihood (nats), then the two in bits/dim.
         let mut columns: [Vec<f64>; 5] = Default::default();
         let indices: Vec<usize> = (0..held_out.len()).collect();
-        let mut progress = Progress::new(indices.len(), format!("evaluate (k = {})", args.iw_k));
+        let progress = ConsoleProgress::new(indices.len(), format!("evaluate (k = {})", args.iw_k));
         for (b, chunk) in indices.chunks(EVAL_BATCH).enumerate() {
             let x = to_likelihood_range(
                 held_out.batch(chunk, device).map_err(msg)?,
@@ -256,7 +271,7 @@ impl Trained<'_> {
             for (column, part) in columns.iter_mut().zip(parts) {
                 column.extend(read(part)?);
             }
-            progress.update(columns[0].len(), -mean(&columns[2]));
+            progress.update(columns[0].len(), Some(-mean(&columns[2])));
         }
         progress.finish();
         let [elbo, kl, iw, elbo_bpd, iw_bpd] = columns.map(|c| mean(&c));

@@ -38,7 +38,7 @@ impl<const D: usize> Gaussian<D> {
     /// # Errors
     /// [`DiffusionError::ShapeMismatch`] if `noise` does not have the mean's shape.
     pub fn sample_with(&self, noise: Tensor<D>) -> Result<Tensor<D>> {
-        crate::timesteps::check_same_shape("noise vs mean", &self.mean, &noise)?;
+        crate::schedule::check_same_shape("noise vs mean", &self.mean, &noise)?;
         Ok(self.mean.clone() + self.variance.clone().sqrt() * noise)
     }
 }
@@ -63,7 +63,7 @@ impl<const D: usize> Gaussian<D> {
 /// # Example
 /// ```
 /// use burn::tensor::{Device, Tensor};
-/// use burn_diffusion::normal_kl;
+/// use burn_diffusion::gaussian::normal_kl;
 ///
 /// let d = Device::flex();
 /// let m1 = Tensor::<1>::from_floats([1.0], &d);

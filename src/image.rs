@@ -26,7 +26,7 @@ const GAP: u8 = 128;
 /// # Example
 /// ```no_run
 /// use burn::tensor::{Device, Tensor};
-/// use burn_diffusion::write_png_grid;
+/// use burn_diffusion::image::write_png_grid;
 ///
 /// let images = Tensor::<4>::zeros([16, 1, 8, 8], &Device::flex()); // 16 gray squares
 /// write_png_grid("out/grid.png", images, 4)?; // 4 × 4 cells, 35 × 35 pixels
@@ -130,9 +130,9 @@ mod tests {
     use burn::tensor::{Device, TensorData};
 
     fn decode(path: &Path) -> (png::OutputInfo, Vec<u8>) {
-        let decoder = png::Decoder::new(std::fs::File::open(path).unwrap());
-        let mut reader = decoder.read_info().unwrap();
-        let mut buf = vec![0; reader.output_buffer_size()];
+        let file = std::io::BufReader::new(std::fs::File::open(path).unwrap());
+        let mut reader = png::Decoder::new(file).read_info().unwrap();
+        let mut buf = vec![0; reader.output_buffer_size().unwrap()];
         let info = reader.next_frame(&mut buf).unwrap();
         buf.truncate(info.buffer_size());
         (info, buf)

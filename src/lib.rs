@@ -7,26 +7,40 @@
 //! Diffusion Probabilistic Models (Ho et al. 2020) as small, separately usable pieces
 //! that work unchanged on every Burn device (Flex, NdArray, Wgpu, ...).
 //!
-//! | piece | what it is |
+//! ## Modules
+//!
+//! | module | what it is |
 //! |---|---|
-//! | [`NoiseSchedule`], [`DiscreteSchedule`], [`ScheduleConfig`], [`BetaSchedule`], [`Spacing`] | variance schedules β_t, every derived table, respacing |
-//! | [`ForwardProcess`] | q(x_t \| x_0) and q(x_t \| x_{t−1}): mean, variance, sample |
-//! | [`Posterior`] | q(x_{t−1} \| x_t, x_0): μ̃_t and β̃_t |
-//! | [`VpProcess`], [`VeProcess`] | the variance-preserving (DDPM) and variance-exploding (NCSN) processes |
-//! | [`Prediction`] | ε, x_0 and v parameterizations and their conversions |
-//! | [`normal_kl`], [`discretized_gaussian_log_likelihood`], ... | Gaussian helpers of the variational bound |
-//! | [`Denoiser`], [`UNet`], [`UNetConfig`] | the model trait (any closure `Fn(x_t, t) -> output` is one) and the DDPM UNet |
-//! | [`Parameterization`], [`VarianceKind`] | how a model output defines p_θ(x_{t−1} \| x_t) |
-//! | [`Loss`], [`SimpleLoss`], [`VlbLoss`], [`HybridLoss`] | the training objectives; [`VlbLoss::evaluate_bound`] for bits/dim |
-//! | [`TimestepSampler`], [`LossSecondMomentResampler`] | uniform and importance-sampled training timesteps |
-//! | [`ReverseSampler`], [`sample`], [`Guided`] | the sampler trait, the sampling loop, classifier-free guidance |
-//! | [`DdpmSampler`], [`DdimSampler`], [`DpmSolverSampler`], [`HeunSampler`], [`EulerMaruyamaSampler`], [`AnnealedLangevinSampler`] | the samplers: ancestral, implicit, multistep ODE, 2nd-order ODE, reverse SDE, NCSN |
-//! | [`DiagonalGaussian`], [`Likelihood`], [`elbo`], [`importance_weighted_log_likelihood`], [`Vae`], [`VaeConfig`] | the VAE: reparameterized q_φ(z \| x), decoder likelihoods, ELBO, importance-weighted log p(x), a reference convolutional VAE (see `docs/vae.md`) |
-//! | [`write_png_grid`], [`Progress`] | PNG image grids and a dependency-free progress line for examples |
-//! | [`Trainer`], [`TrainConfig`], [`Ema`], [`Checkpoint`], [`clip_grad_norm`] | the training loop: AdamW, warmup, global-norm clipping, EMA, atomic checkpoints, exact resume |
-//! | `DiffusionObjective`, `DiffusionBatcher`, `DiffusionBatch` (feature `train`) | the objective as a burn-train `TrainStep` / `InferenceStep` model, to train with Burn's `Learner` and its multi-device strategies (see `docs/training.md`) |
-//! | [`data::ImageDataset`], [`data::Toy2d`] | MNIST / Fashion-MNIST (IDX) and digits (CSV) loaders; 2-D toy distributions |
-//! | [`sliced_wasserstein`] | a distance between samples and data |
+//! | [`schedule`] | variance schedules β_t ([`NoiseSchedule`], [`schedule::ScheduleConfig`], [`schedule::BetaSchedule`]), every derived table, respacing ([`schedule::Spacing`]), per-example [`schedule::Timesteps`] |
+//! | [`process`] | q(x_t \| x_0) and q(x_t \| x_{t−1}) ([`ForwardProcess`]), q(x_{t−1} \| x_t, x_0) ([`Posterior`]); the variance-preserving (DDPM) and variance-exploding (NCSN) processes |
+//! | [`prediction`] | ε, x_0 and v targets and their conversions; how a model output parameterizes p_θ(x_{t−1} \| x_t) |
+//! | [`gaussian`] | KL between diagonal Gaussians, the discretized Gaussian decoder likelihood, standard normal log-CDF |
+//! | [`noise`] | seeded Gaussian noise that gives the same numbers on every device |
+//! | [`model`] | the [`Denoiser`] trait (any closure `Fn(x_t, t) -> output` is one), the DDPM UNet, an MLP |
+//! | [`loss`] | the training objectives ([`Loss`]): simplified ε / x_0 / v MSE, the full variational bound, the hybrid; bound evaluation in bits/dim; training-timestep distributions |
+//! | [`sampler`] | the [`ReverseSampler`] trait, the sampling loop, classifier-free guidance; DDPM, DDIM, DPM-Solver++(2M), Heun, Euler–Maruyama, annealed Langevin |
+//! | [`train`] | the training loop (AdamW, warmup, global-norm clipping, EMA, atomic checkpoints, exact resume); with feature `train`, the objective as a burn-train model for Burn's `Learner` |
+//! | [`vae`] | the VAE: reparameterized q_φ(z \| x), decoder likelihoods, ELBO, importance-weighted log p(x), a reference convolutional VAE |
+//! | [`data`], [`image`], [`metrics`] | dataset loaders and 2-D toys, PNG image grids, distances between samples and data |
+//! | [`progress`] | progress callbacks and (feature `progress`) a console bar |
+//! | [`guides`] | the guides of `docs/`: the math mapped to functions, training, the VAE, benchmarks |
+//!
+//! The root holds the six traits of the design — [`NoiseSchedule`], [`ForwardProcess`],
+//! [`Posterior`], [`Denoiser`], [`Loss`], [`ReverseSampler`] — and the error type; the
+//! [`prelude`] brings them and the types of the common path into scope.
+//!
+//! ## Features
+//!
+//! | feature | default | what |
+//! |---|---|---|
+//! | `flex` | yes | Burn's Flex CPU backend (`Device::flex()`), threaded and vectorized |
+//! | `progress` | yes | [`progress::ConsoleProgress`], a console bar drawn with indicatif |
+//! | `ndarray`, `cpu` | no | Burn's NdArray and CubeCL CPU backends |
+//! | `wgpu`, `vulkan`, `metal`, `cuda`, `rocm`, `tch` | no | Burn's GPU backends and LibTorch |
+//! | `train` | no | burn-train integration (`train::DiffusionObjective` for Burn's `Learner`) |
+//!
+//! The library compiles with no backend feature at all: a user may enable the backend
+//! through their own `burn` dependency instead.
 //!
 //! ## Notation
 //!
@@ -59,13 +73,13 @@
 //! ## Randomness
 //!
 //! Every function that draws noise has a variant that takes the noise tensor; seeded
-//! variants draw from [`randn`], which gives the same numbers on every device.
+//! variants draw from [`noise::randn`], which gives the same numbers on every device.
 //!
 //! ## Example
 //!
 //! ```
 //! use burn::tensor::{Device, Int, Tensor};
-//! use burn_diffusion::{ForwardProcess, Posterior, Prediction, ScheduleConfig, VpProcess, randn};
+//! use burn_diffusion::prelude::*;
 //!
 //! let device = Device::flex();
 //! let process = VpProcess::new(ScheduleConfig::new().init()?);
@@ -82,61 +96,30 @@
 
 pub mod data;
 mod error;
-mod forward;
-mod gaussian;
-mod image;
-mod loss;
-mod metrics;
-mod model;
-mod noise;
-mod parameterization;
-mod posterior;
-mod prediction;
-mod process;
-mod progress;
-mod sampler;
-mod schedule;
-mod timesteps;
-mod train;
-mod vae;
+pub mod gaussian;
+pub mod guides;
+pub mod image;
+pub mod loss;
+pub mod metrics;
+pub mod model;
+pub mod noise;
+pub mod prediction;
+pub mod prelude;
+pub mod process;
+pub mod progress;
+pub mod sampler;
+pub mod schedule;
+pub mod train;
+pub mod vae;
 
 pub use error::{DiffusionError, Result};
-pub use forward::ForwardProcess;
-pub use gaussian::{
-    Gaussian, discretized_gaussian_log_likelihood, gaussian_log_likelihood,
-    log_standard_normal_cdf, log_standard_normal_cdf_diff, normal_kl, standard_normal_cdf,
-    standard_normal_log_prob,
-};
-pub use image::{write_png_grid, write_png_grid_scaled};
-pub use loss::{
-    BoundEvaluation, Decoder, HybridLoss, LN_2, Loss, LossOutput, LossSecondMomentResampler,
-    SimpleLoss, TimestepSampler, UniformSampler, VbTerms, VlbLoss, Weighting, uniform_timesteps,
-};
-pub use metrics::sliced_wasserstein;
-pub use model::{
-    AttnBlock, Denoiser, Mlp, MlpConfig, ResBlock, Stage, UNet, UNetConfig, timestep_embedding,
-};
-pub use noise::{SeededRng, randn};
-pub use parameterization::{Parameterization, ReverseStep, VarianceKind};
-pub use posterior::Posterior;
-pub use prediction::{Prediction, eps_from_x0, v_from_x0_eps, x0_from_eps};
-pub use process::{VeConfig, VeProcess, VpProcess};
-pub use progress::Progress;
-pub use sampler::{
-    AnnealedLangevinSampler, DdimSampler, DdpmSampler, DpmSolverSampler, DpmSolverState,
-    DynamicThreshold, EulerMaruyamaSampler, Guided, HeunSampler, HeunState, ReverseSampler,
-    SampleOptions, SampleOutput, StepOutput, X0Options, sample, sample_from_noise,
-};
-pub use schedule::{BetaSchedule, DiscreteSchedule, NoiseSchedule, ScheduleConfig, Spacing};
-pub use timesteps::{Timesteps, constant_timesteps};
-pub use train::{
-    Checkpoint, CheckpointState, EMA_FILE, Ema, FitOptions, FitSummary, LATEST_FILE, MODEL_FILE,
-    OPTIMIZER_FILE, STATE_FILE, StepStats, TrainConfig, Trainer, clip_grad_norm,
-};
-#[cfg(feature = "train")]
-#[cfg_attr(docsrs, doc(cfg(feature = "train")))]
-pub use train::{DiffusionBatch, DiffusionBatcher, DiffusionObjective};
-pub use vae::{
-    DiagonalGaussian, Elbo, Likelihood, Vae, VaeConfig, elbo, importance_weighted_log_likelihood,
-    nll_bits_per_dim,
-};
+
+/// The README's code blocks run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
+pub use loss::Loss;
+pub use model::Denoiser;
+pub use process::{ForwardProcess, Posterior};
+pub use sampler::ReverseSampler;
+pub use schedule::NoiseSchedule;

@@ -21,7 +21,7 @@ use crate::noise::SeededRng;
 ///
 /// # Example
 /// ```
-/// use burn_diffusion::sliced_wasserstein;
+/// use burn_diffusion::metrics::sliced_wasserstein;
 ///
 /// let a = [0.0, 0.0, 1.0, 1.0];
 /// let b = [0.5, 0.5, 1.5, 1.5]; // a shifted by (½, ½)

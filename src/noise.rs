@@ -81,7 +81,7 @@ impl SeededRng {
 /// # Example
 /// ```
 /// use burn::tensor::{Device, Tensor};
-/// use burn_diffusion::randn;
+/// use burn_diffusion::noise::randn;
 ///
 /// let device = Device::flex();
 /// let a: Tensor<2> = randn([2, 3], 7, &device);

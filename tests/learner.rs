@@ -18,8 +18,12 @@ use burn::train::{
 };
 use burn_diffusion::data::Toy2d;
 use burn_diffusion::{
-    DiffusionBatch, DiffusionBatcher, DiffusionObjective, MlpConfig, Prediction, ScheduleConfig,
-    SimpleLoss, VpProcess, Weighting,
+    loss::{SimpleLoss, Weighting},
+    model::MlpConfig,
+    prediction::Prediction,
+    process::VpProcess,
+    schedule::ScheduleConfig,
+    train::{DiffusionBatch, DiffusionBatcher, DiffusionObjective},
 };
 
 const TIMESTEPS: usize = 100;
@@ -28,7 +32,7 @@ const VALID: usize = 1024;
 const BATCH: usize = 64;
 const EPOCHS: usize = 3;
 
-type Objective = DiffusionObjective<burn_diffusion::Mlp, SimpleLoss<VpProcess>, 2>;
+type Objective = DiffusionObjective<burn_diffusion::model::Mlp, SimpleLoss<VpProcess>, 2>;
 
 /// The per-example losses of `objective` on the validation set, batched as the learner's
 /// validation loader batches it (in order, `BATCH` at a time) with a fixed batcher, so

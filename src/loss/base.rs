@@ -3,12 +3,9 @@
 use burn::tensor::{Int, Tensor};
 
 use crate::error;
-use crate::forward::ForwardProcess;
 use crate::model::Denoiser;
 use crate::noise::{SeededRng, randn};
-
-/// Natural log of 2: divide nats by this for bits.
-pub const LN_2: f64 = core::f64::consts::LN_2;
+use crate::process::ForwardProcess;
 
 /// A loss's value for each example of a batch and its named terms.
 ///
@@ -31,8 +28,8 @@ impl LossOutput {
 
 /// A diffusion training objective evaluated at given timesteps and noise.
 ///
-/// Implementations: [`crate::SimpleLoss`] (ε / x_0 / v MSE with a weighting),
-/// [`crate::VlbLoss`] (the variational bound's term at t) and [`crate::HybridLoss`]
+/// Implementations: [`crate::loss::SimpleLoss`] (ε / x_0 / v MSE with a weighting),
+/// [`crate::loss::VlbLoss`] (the variational bound's term at t) and [`crate::loss::HybridLoss`]
 /// (L_simple + λ·L_vlb for learned variances).
 pub trait Loss<const D: usize> {
     /// Number of timesteps of the process the loss is defined on.

@@ -4,13 +4,15 @@
 use burn::tensor::Tensor;
 
 use crate::error;
-use crate::forward::ForwardProcess;
-use crate::loss::base::{LN_2, mean_flat, noised_output};
+use crate::process::ForwardProcess;
+use core::f64::consts::LN_2;
+
+use crate::loss::base::{mean_flat, noised_output};
 use crate::loss::vlb::VlbLoss;
 use crate::model::Denoiser;
 use crate::noise::randn;
-use crate::posterior::Posterior;
-use crate::timesteps::constant_timesteps;
+use crate::process::Posterior;
+use crate::schedule::constant_timesteps;
 
 /// The full bound of a batch, in bits per dimension.
 ///

@@ -4,12 +4,12 @@
 use burn::tensor::{Int, Tensor};
 
 use crate::error::{self, DiffusionError};
-use crate::forward::ForwardProcess;
 use crate::loss::base::{Loss, LossOutput, mean_flat, noised_output};
 use crate::loss::vlb::{Decoder, VlbLoss};
 use crate::model::Denoiser;
-use crate::parameterization::Parameterization;
-use crate::posterior::Posterior;
+use crate::prediction::Parameterization;
+use crate::process::ForwardProcess;
+use crate::process::Posterior;
 
 /// L_hybrid = L_simple + λ·L_vlb (Nichol & Dhariwal 2021, eq. 16), λ = 0.001 by default.
 ///
@@ -17,7 +17,7 @@ use crate::posterior::Posterior;
 /// estimated at the drawn t as T·L_t in bits per dimension (improved-diffusion's
 /// `RESCALED_MSE`: λ·T = T/1000), with the gradient **stopped through the mean**: the
 /// bound trains only the variance (the second half of the output channels for
-/// [`crate::VarianceKind::LearnedRange`]); the mean is trained by L_simple alone.
+/// [`crate::prediction::VarianceKind::LearnedRange`]); the mean is trained by L_simple alone.
 ///
 /// When to use: with learned variances, for better likelihoods and sampling with fewer
 /// steps than fixed variances allow.

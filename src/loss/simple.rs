@@ -3,13 +3,13 @@
 use burn::tensor::{Int, Tensor};
 
 use crate::error;
-use crate::forward::ForwardProcess;
 use crate::loss::base::{Loss, LossOutput, mean_flat, noised_output};
 use crate::loss::weighting::Weighting;
 use crate::model::Denoiser;
-use crate::posterior::Posterior;
 use crate::prediction::Prediction;
-use crate::timesteps::{Timesteps, check_same_shape};
+use crate::process::ForwardProcess;
+use crate::process::Posterior;
+use crate::schedule::{Timesteps, check_same_shape};
 
 /// The simplified loss λ_t·‖target − output‖² (mean over dimensions), where the target is
 /// ε, x_0 or v and λ_t a [`Weighting`]:
@@ -27,7 +27,14 @@ use crate::timesteps::{Timesteps, check_same_shape};
 /// # Example
 /// ```
 /// use burn::tensor::{Device, Int, Tensor};
-/// use burn_diffusion::{Loss, Prediction, ScheduleConfig, SimpleLoss, VpProcess, Weighting, randn};
+/// use burn_diffusion::{
+///     Loss,
+///     loss::{SimpleLoss, Weighting},
+///     noise::randn,
+///     prediction::Prediction,
+///     process::VpProcess,
+///     schedule::ScheduleConfig,
+/// };
 ///
 /// let device = Device::flex();
 /// let process = VpProcess::new(ScheduleConfig::new().init().unwrap());

@@ -65,7 +65,7 @@ impl TimestepSampler for UniformSampler {
 /// §3.3): p_t ∝ √E(L_t²) over the last `history` losses seen at t, mixed with a uniform
 /// share `uniform_prob`; uniform until every timestep has a full history.
 ///
-/// Used with [`crate::VlbLoss`] it reduces the variance of the bound's gradient.
+/// Used with [`crate::loss::VlbLoss`] it reduces the variance of the bound's gradient.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LossSecondMomentResampler {
     history: usize,

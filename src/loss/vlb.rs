@@ -4,19 +4,21 @@ use burn::config::Config;
 use burn::tensor::{Int, Tensor};
 
 use crate::error;
-use crate::forward::ForwardProcess;
 use crate::gaussian::{discretized_gaussian_log_likelihood, gaussian_log_likelihood, normal_kl};
-use crate::loss::base::{LN_2, Loss, LossOutput, mean_flat, noised_output};
+use crate::process::ForwardProcess;
+use core::f64::consts::LN_2;
+
+use crate::loss::base::{Loss, LossOutput, mean_flat, noised_output};
 use crate::model::Denoiser;
-use crate::parameterization::Parameterization;
-use crate::posterior::Posterior;
-use crate::timesteps::{check_same_shape, constant_timesteps};
+use crate::prediction::Parameterization;
+use crate::process::Posterior;
+use crate::schedule::{check_same_shape, constant_timesteps};
 
 /// The decoder p_θ(x_0 | x_1) of the bound's last term L_0.
 #[derive(Config, Debug, PartialEq, Eq, Copy)]
 pub enum Decoder {
     /// 8-bit data scaled to [−1, 1]: the Gaussian integrated over 256 bins (Ho et al. 2020,
-    /// eq. 13), see [`crate::discretized_gaussian_log_likelihood`].
+    /// eq. 13), see [`crate::gaussian::discretized_gaussian_log_likelihood`].
     Discretized,
     /// Continuous data: the Gaussian density N(x_0; μ_θ(x_1, 1), σ_1²).
     Gaussian,

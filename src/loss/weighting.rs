@@ -3,9 +3,9 @@
 use burn::config::Config;
 
 use crate::error::{self, DiffusionError};
-use crate::forward::ForwardProcess;
-use crate::posterior::Posterior;
 use crate::prediction::Prediction;
+use crate::process::ForwardProcess;
+use crate::process::Posterior;
 
 /// How the noise-estimation error at timestep t is weighted.
 ///

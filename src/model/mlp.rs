@@ -15,7 +15,7 @@ use crate::model::unet::timestep_embedding;
 /// # Example
 /// ```
 /// use burn::tensor::{Device, Int, Tensor};
-/// use burn_diffusion::{Denoiser, MlpConfig};
+/// use burn_diffusion::{Denoiser, model::MlpConfig};
 ///
 /// let device = Device::flex();
 /// let mlp = MlpConfig::new(2).init(&device).unwrap();

@@ -1,4 +1,5 @@
-//! Models: the `Denoiser` trait that losses and samplers take, and the reference UNet.
+//! Models: the [`Denoiser`] trait that losses and samplers take, the reference DDPM
+//! [`UNet`], and a small [`Mlp`] for low-dimensional data.
 
 mod denoiser;
 mod mlp;
@@ -6,4 +7,4 @@ mod unet;
 
 pub use denoiser::Denoiser;
 pub use mlp::{Mlp, MlpConfig};
-pub use unet::{AttnBlock, ResBlock, Stage, UNet, UNetConfig, timestep_embedding};
+pub use unet::{UNet, UNetConfig, timestep_embedding};

@@ -19,7 +19,7 @@ use crate::model::Denoiser;
 /// # Example
 /// ```
 /// use burn::tensor::{Device, Int, Tensor};
-/// use burn_diffusion::{Denoiser, UNetConfig};
+/// use burn_diffusion::{Denoiser, model::UNetConfig};
 ///
 /// let device = Device::flex();
 /// let unet = UNetConfig::digits().init(&device).unwrap();
@@ -241,7 +241,7 @@ impl ZeroInit for Conv2d {
 
 /// A residual block with timestep-embedding injection (Ho et al., Appendix B).
 #[derive(Module, Debug)]
-pub struct ResBlock {
+pub(crate) struct ResBlock {
     norm1: GroupNorm,
     conv1: Conv2d,
     temb_proj: Linear,
@@ -282,7 +282,7 @@ impl ResBlock {
 
 /// Single-head spatial self-attention with a residual connection.
 #[derive(Module, Debug)]
-pub struct AttnBlock {
+pub(crate) struct AttnBlock {
     norm: GroupNorm,
     q: Conv2d,
     k: Conv2d,
@@ -316,7 +316,7 @@ impl AttnBlock {
 
 /// One stage of the UNet: a residual block (with optional attention), or a resampling.
 #[derive(Module, Debug)]
-pub struct Stage {
+pub(crate) struct Stage {
     block: Option<ResBlock>,
     attn: Option<AttnBlock>,
     resample: Option<Conv2d>,

@@ -1,8 +1,13 @@
-//! The two forward processes the crate ships: variance preserving (DDPM) and variance
-//! exploding (NCSN).
+//! Forward processes: the [`ForwardProcess`] trait q(x_t | x_0) and q(x_t | x_{t−1}), the
+//! [`Posterior`] trait q(x_{t−1} | x_t, x_0), and the two processes the crate ships:
+//! variance preserving ([`VpProcess`], DDPM) and variance exploding ([`VeProcess`], NCSN).
 
+mod forward;
+mod posterior;
 mod variance_exploding;
 mod variance_preserving;
 
+pub use forward::ForwardProcess;
+pub use posterior::Posterior;
 pub use variance_exploding::{VeConfig, VeProcess};
 pub use variance_preserving::VpProcess;

@@ -3,8 +3,8 @@
 use burn::config::Config;
 
 use crate::error::{self, DiffusionError};
-use crate::forward::ForwardProcess;
-use crate::posterior::Posterior;
+use crate::process::ForwardProcess;
+use crate::process::Posterior;
 
 /// Configuration of a [`VeProcess`] with NCSN's geometric noise levels
 /// σ_t = σ_min · (σ_max / σ_min)^{t/(T−1)}, t = 0..T−1 (Song & Ermon 2019, §4.2; their
@@ -65,7 +65,7 @@ impl VeConfig {
 ///
 /// # Example
 /// ```
-/// use burn_diffusion::{ForwardProcess, VeConfig};
+/// use burn_diffusion::{ForwardProcess, process::VeConfig};
 ///
 /// let ve = VeConfig::new().init().unwrap();
 /// assert!((ve.noise_std()[0] - 0.01).abs() < 1e-15);

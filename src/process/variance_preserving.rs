@@ -1,7 +1,7 @@
 //! The variance-preserving DDPM process (Ho et al. 2020).
 
-use crate::forward::ForwardProcess;
-use crate::posterior::Posterior;
+use crate::process::ForwardProcess;
+use crate::process::Posterior;
 use crate::schedule::{DiscreteSchedule, NoiseSchedule};
 
 /// The DDPM forward process q(x_t | x_{t−1}) = N(√α_t x_{t−1}, β_t I) over a
@@ -12,7 +12,7 @@ use crate::schedule::{DiscreteSchedule, NoiseSchedule};
 /// # Example
 /// ```
 /// use burn::tensor::{Device, Int, Tensor};
-/// use burn_diffusion::{ForwardProcess, Posterior, ScheduleConfig, VpProcess};
+/// use burn_diffusion::{ForwardProcess, Posterior, process::VpProcess, schedule::ScheduleConfig};
 ///
 /// let device = Device::flex();
 /// let process = VpProcess::new(ScheduleConfig::new().init().unwrap());

@@ -3,9 +3,9 @@
 use burn::tensor::{Int, Tensor};
 
 use crate::error::{self, DiffusionError};
-use crate::forward::ForwardProcess;
 use crate::prediction::Prediction;
-use crate::timesteps::{check_same_shape, constant_timesteps};
+use crate::process::ForwardProcess;
+use crate::schedule::{check_same_shape, constant_timesteps};
 
 /// The result of one reverse step.
 #[derive(Debug, Clone)]
@@ -20,7 +20,7 @@ pub struct StepOutput<const D: usize> {
 ///
 /// A sampler holds no per-batch state: methods that need memory across steps (multistep
 /// solvers) keep it in an explicit [`ReverseSampler::State`], so one sampler serves any
-/// batch in any thread. [`crate::sample`] runs the whole chain.
+/// batch in any thread. [`crate::sampler::sample`] runs the whole chain.
 pub trait ReverseSampler<const D: usize> {
     /// State carried from one step to the next (`()` for one-step methods).
     type State: Default;
@@ -29,7 +29,7 @@ pub trait ReverseSampler<const D: usize> {
     fn timesteps(&self) -> &[usize];
 
     /// The training timestep to call the model with at visit `i` (for
-    /// `i < timesteps().len()`, as [`crate::sample`] calls it).
+    /// `i < timesteps().len()`, as [`crate::sampler::sample`] calls it).
     fn model_timestep(&self, i: usize) -> usize;
 
     /// Whether step `i` draws noise (so that the driver draws it only when needed).

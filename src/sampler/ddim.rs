@@ -3,7 +3,7 @@
 use burn::tensor::Tensor;
 
 use crate::error::{self, DiffusionError};
-use crate::forward::ForwardProcess;
+use crate::process::ForwardProcess;
 use crate::sampler::base::{
     ReverseSampler, StepOutput, X0Options, check_timesteps, require_noise, visited,
 };

@@ -3,11 +3,11 @@
 use burn::tensor::Tensor;
 
 use crate::error;
-use crate::forward::ForwardProcess;
-use crate::parameterization::{Parameterization, VarianceKind};
-use crate::posterior::Posterior;
+use crate::prediction::{Parameterization, VarianceKind};
+use crate::process::ForwardProcess;
+use crate::process::Posterior;
 use crate::sampler::base::{ReverseSampler, StepOutput, X0Options, require_noise, visited};
-use crate::timesteps::constant_timesteps;
+use crate::schedule::constant_timesteps;
 
 /// DDPM ancestral sampling (Ho et al. 2020, Algorithm 2): for t = T−1, …, 0,
 ///
@@ -19,7 +19,7 @@ use crate::timesteps::constant_timesteps;
 ///
 /// with x̂_0 from the model's output (eq. 15, clipped or thresholded if asked) and σ_t² from
 /// the [`VarianceKind`]: β̃_t, β_t or the model's learned variance. On a respaced schedule
-/// ([`crate::DiscreteSchedule::respace`]) it takes the K kept steps with their recomputed
+/// ([`crate::schedule::DiscreteSchedule::respace`]) it takes the K kept steps with their recomputed
 /// betas (Nichol & Dhariwal 2021, §4), calling the model with the original timesteps.
 ///
 /// When to choose: the reference sampler; needs as many steps as training (hundreds to

@@ -6,7 +6,7 @@ use crate::error;
 use crate::model::Denoiser;
 use crate::noise::randn;
 use crate::sampler::base::ReverseSampler;
-use crate::timesteps::constant_timesteps;
+use crate::schedule::constant_timesteps;
 
 /// The result of [`sample`]: the final sample and, if asked, every intermediate one.
 #[derive(Debug, Clone)]
@@ -41,7 +41,12 @@ pub struct SampleOptions {
 /// # Example
 /// ```
 /// use burn::tensor::{Device, Int, Tensor};
-/// use burn_diffusion::{DdimSampler, SampleOptions, ScheduleConfig, Spacing, VpProcess, X0Options, randn, sample};
+/// use burn_diffusion::{
+///     noise::randn,
+///     process::VpProcess,
+///     sampler::{DdimSampler, SampleOptions, X0Options, sample},
+///     schedule::{ScheduleConfig, Spacing},
+/// };
 ///
 /// let device = Device::flex();
 /// let process = VpProcess::new(ScheduleConfig::new().init().unwrap());

@@ -3,11 +3,11 @@
 use burn::tensor::Tensor;
 
 use crate::error::{self, DiffusionError};
-use crate::forward::ForwardProcess;
+use crate::process::ForwardProcess;
 use crate::sampler::base::{ReverseSampler, StepOutput, X0Options, require_noise, visited};
 
 /// Annealed Langevin dynamics for noise-conditional score models (Song & Ermon 2019,
-/// Algorithm 1), meant for the variance-exploding process ([`crate::VeProcess`]): for
+/// Algorithm 1), meant for the variance-exploding process ([`crate::process::VeProcess`]): for
 /// each noise level σ_t from the largest to the smallest, `steps_per_level` steps of
 ///
 /// ```text

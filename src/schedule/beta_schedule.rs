@@ -18,7 +18,7 @@ use crate::error::{self, DiffusionError};
 ///
 /// # Example
 /// ```
-/// use burn_diffusion::BetaSchedule;
+/// use burn_diffusion::schedule::BetaSchedule;
 ///
 /// let betas = BetaSchedule::default().betas(1000).unwrap();
 /// assert_eq!(betas.len(), 1000);

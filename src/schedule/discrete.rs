@@ -13,7 +13,7 @@ use crate::schedule::zero_snr::rescale_zero_terminal_snr;
 ///
 /// # Example
 /// ```
-/// use burn_diffusion::{BetaSchedule, NoiseSchedule, ScheduleConfig};
+/// use burn_diffusion::{NoiseSchedule, schedule::{BetaSchedule, ScheduleConfig}};
 ///
 /// let schedule = ScheduleConfig::new().init().unwrap(); // linear, T = 1000
 /// // diffusers' DDPMScheduler (fixed_small) variance at t = 487:
@@ -171,7 +171,7 @@ impl DiscreteSchedule {
     ///
     /// # Example
     /// ```
-    /// use burn_diffusion::{NoiseSchedule, ScheduleConfig, Spacing};
+    /// use burn_diffusion::{NoiseSchedule, schedule::{ScheduleConfig, Spacing}};
     ///
     /// let full = ScheduleConfig::new().init().unwrap();
     /// let fast = full.respace(&"ddim50".parse::<Spacing>().unwrap()).unwrap();

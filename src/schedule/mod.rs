@@ -1,12 +1,16 @@
-//! Variance schedules β_1..β_T, the tables derived from them, and respacing.
+//! Variance schedules β_1..β_T, the tables derived from them, respacing, and the
+//! per-example [`Timesteps`] that index them.
 
 mod beta_schedule;
 mod discrete;
 mod noise_schedule;
 mod spacing;
+mod timesteps;
 mod zero_snr;
 
 pub use beta_schedule::BetaSchedule;
 pub use discrete::{DiscreteSchedule, ScheduleConfig};
 pub use noise_schedule::NoiseSchedule;
 pub use spacing::Spacing;
+pub(crate) use timesteps::check_same_shape;
+pub use timesteps::{Timesteps, constant_timesteps};

@@ -20,8 +20,8 @@
 /// | `posterior_mean_coef2` | √α_t (1 − ᾱ_{t−1}) / (1 − ᾱ_t) (multiplies x_t) | eq. 7 |
 /// | `snr` | ᾱ_t / (1 − ᾱ_t) | Kingma et al. 2021 |
 ///
-/// [`crate::DiscreteSchedule`] is the implementation the crate ships; a user with a
-/// schedule of their own gives it as [`crate::BetaSchedule::Custom`], or implements this
+/// [`crate::schedule::DiscreteSchedule`] is the implementation the crate ships; a user with a
+/// schedule of their own gives it as [`crate::schedule::BetaSchedule::Custom`], or implements this
 /// trait on a type that holds the tables.
 pub trait NoiseSchedule {
     /// Number of timesteps `T`.

@@ -22,7 +22,7 @@ use crate::schedule::beta_schedule::linspace;
 ///
 /// # Example
 /// ```
-/// use burn_diffusion::Spacing;
+/// use burn_diffusion::schedule::Spacing;
 ///
 /// // diffusers' DDIM with 5 of 1000 steps and steps_offset = 1.
 /// let kept = Spacing::Leading { steps: 5, offset: 1 }.timesteps(1000).unwrap();

@@ -5,7 +5,7 @@
 /// and Sample Steps are Flawed", Algorithm 1).
 ///
 /// With `a = √ᾱ`: `a'_t = (a_t − a_T) · a_1 / (a_1 − a_T)`, then β'_t = 1 − ᾱ'_t / ᾱ'_{t−1}.
-/// The last β becomes exactly 1, which [`crate::DiscreteSchedule`] accepts for the last
+/// The last β becomes exactly 1, which [`crate::schedule::DiscreteSchedule`] accepts for the last
 /// step only. With ᾱ_T = 0 an ε-predicting model cannot recover x_0 at the last step; use
 /// v-prediction with such schedules.
 ///

@@ -11,15 +11,15 @@ use super::config::TrainConfig;
 use crate::error::{self, DiffusionError};
 
 /// File of the trained weights in a checkpoint directory.
-pub const MODEL_FILE: &str = "model.bpk";
+pub(crate) const MODEL_FILE: &str = "model.bpk";
 /// File of the EMA weights.
-pub const EMA_FILE: &str = "ema.bpk";
+pub(crate) const EMA_FILE: &str = "ema.bpk";
 /// File of the optimizer state (AdamW moments and step counts).
-pub const OPTIMIZER_FILE: &str = "optimizer.bpk";
+pub(crate) const OPTIMIZER_FILE: &str = "optimizer.bpk";
 /// File of the [`CheckpointState`] (JSON).
-pub const STATE_FILE: &str = "state.json";
+pub(crate) const STATE_FILE: &str = "state.json";
 /// File in the checkpoint root naming the newest complete checkpoint directory.
-pub const LATEST_FILE: &str = "latest";
+pub(crate) const LATEST_FILE: &str = "latest";
 
 /// What a checkpoint holds besides tensors. Every random choice of a run is a function of
 /// `config.seed` and the step, so `step` is the whole random state.
@@ -33,8 +33,10 @@ pub struct CheckpointState {
     pub config: TrainConfig,
 }
 
-/// A complete checkpoint on disk: `root/step-NNNNNNNN/` with [`MODEL_FILE`], [`EMA_FILE`],
-/// [`OPTIMIZER_FILE`] and [`STATE_FILE`].
+/// A complete checkpoint on disk: `root/step-NNNNNNNN/` with `model.bpk` (the trained
+/// weights), `ema.bpk` (the EMA weights), `optimizer.bpk` (the AdamW moments and step
+/// counts) and `state.json` (the [`CheckpointState`]); `root/latest` names the newest
+/// complete one.
 ///
 /// Writing goes to a hidden temporary directory first, every file is synced, and one
 /// `rename` publishes it; then `root/latest` is replaced the same way. A crash at any

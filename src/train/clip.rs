@@ -14,7 +14,7 @@ use burn::tensor::Tensor;
 /// ```
 /// use burn::optim::GradientsParams;
 /// use burn::tensor::Device;
-/// use burn_diffusion::{MlpConfig, clip_grad_norm};
+/// use burn_diffusion::{model::MlpConfig, train::clip_grad_norm};
 ///
 /// let model = MlpConfig::new(2).init(&Device::flex()).unwrap();
 /// let mut grads = GradientsParams::new(); // no gradients: norm 0

@@ -4,7 +4,7 @@ use burn::config::Config;
 
 use crate::error::{self, DiffusionError};
 
-/// Hyperparameters of [`crate::Trainer`]: AdamW with linear learning-rate warmup,
+/// Hyperparameters of [`crate::train::Trainer`]: AdamW with linear learning-rate warmup,
 /// global gradient-norm clipping, an EMA of the weights and periodic checkpoints.
 ///
 /// The defaults are DDPM's CIFAR-10 recipe (Ho et al. 2020, app. B) except the batch
@@ -13,7 +13,7 @@ use crate::error::{self, DiffusionError};
 ///
 /// # Example
 /// ```
-/// use burn_diffusion::TrainConfig;
+/// use burn_diffusion::train::TrainConfig;
 ///
 /// let config = TrainConfig::new(10_000).with_warmup_steps(1000);
 /// assert!((config.learning_rate_at(0) - 2e-7).abs() < 1e-18); // 2e-4 · 1/1000
@@ -41,7 +41,7 @@ pub struct TrainConfig {
     /// Decay of the exponential moving average of the weights.
     #[config(default = 0.9999)]
     pub ema_decay: f64,
-    /// Warm the EMA decay up as min(decay, (1 + k)/(10 + k)) (see [`crate::Ema`]).
+    /// Warm the EMA decay up as min(decay, (1 + k)/(10 + k)) (see [`crate::train::Ema`]).
     #[config(default = true)]
     pub ema_warmup: bool,
     /// Write a checkpoint every this many steps (0: only at the end of a run).

@@ -25,7 +25,7 @@ use crate::error::{self, DiffusionError};
 /// # Example
 /// ```
 /// use burn::tensor::Device;
-/// use burn_diffusion::{Ema, MlpConfig};
+/// use burn_diffusion::{model::MlpConfig, train::Ema};
 ///
 /// let model = MlpConfig::new(2).init(&Device::flex()).unwrap();
 /// let mut ema = Ema::new(&model, 0.999, true).unwrap();

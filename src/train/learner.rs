@@ -29,7 +29,7 @@ use crate::noise::{SeededRng, randn};
 /// # Example
 /// ```
 /// use burn::tensor::{Device, Int, Tensor};
-/// use burn_diffusion::{DiffusionBatch, randn};
+/// use burn_diffusion::{noise::randn, train::DiffusionBatch};
 ///
 /// let device = Device::flex();
 /// let batch = DiffusionBatch {
@@ -100,7 +100,7 @@ enum Seeding {
 /// ```
 /// use burn::data::dataloader::batcher::Batcher;
 /// use burn::tensor::Device;
-/// use burn_diffusion::DiffusionBatcher;
+/// use burn_diffusion::train::DiffusionBatcher;
 ///
 /// let device = Device::flex();
 /// let batcher = DiffusionBatcher::<2>::new(&[2], 1000, 0)?;
@@ -314,8 +314,12 @@ impl Dataset<Vec<f32>> for ImageDataset {
 /// use burn::train::InferenceStep;
 /// use burn_diffusion::data::Toy2d;
 /// use burn_diffusion::{
-///     DiffusionBatcher, DiffusionObjective, MlpConfig, Prediction, ScheduleConfig,
-///     SimpleLoss, VpProcess, Weighting,
+///     loss::{SimpleLoss, Weighting},
+///     model::MlpConfig,
+///     prediction::Prediction,
+///     process::VpProcess,
+///     schedule::ScheduleConfig,
+///     train::{DiffusionBatcher, DiffusionObjective},
 /// };
 ///
 /// let device = Device::flex();
@@ -550,7 +554,7 @@ mod tests {
     }
 
     fn objective() -> (
-        DiffusionObjective<crate::Mlp, SimpleLoss<VpProcess>, 2>,
+        DiffusionObjective<crate::model::Mlp, SimpleLoss<VpProcess>, 2>,
         DiffusionBatcher<2>,
     ) {
         let device = Device::flex();

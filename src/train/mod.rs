@@ -1,5 +1,5 @@
 //! Training: the [`Trainer`] loop (AdamW, warmup, gradient clipping, EMA, checkpoints,
-//! exact resume, CSV log, progress bar) and its parts; with the `train` feature, the
+//! exact resume, CSV log, per-step callback) and its parts; with the `train` feature, the
 //! objective as a burn-train model for Burn's own `Learner`.
 
 mod checkpoint;
@@ -10,12 +10,11 @@ mod ema;
 mod learner;
 mod trainer;
 
-pub use checkpoint::{
-    Checkpoint, CheckpointState, EMA_FILE, LATEST_FILE, MODEL_FILE, OPTIMIZER_FILE, STATE_FILE,
-};
+pub use checkpoint::{Checkpoint, CheckpointState};
 pub use clip::clip_grad_norm;
 pub use config::TrainConfig;
 pub use ema::Ema;
 #[cfg(feature = "train")]
+#[cfg_attr(docsrs, doc(cfg(feature = "train")))]
 pub use learner::{DiffusionBatch, DiffusionBatcher, DiffusionObjective};
 pub use trainer::{FitOptions, FitSummary, StepStats, Trainer};

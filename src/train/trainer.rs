@@ -16,7 +16,6 @@ use crate::error::{self, DiffusionError};
 use crate::loss::Loss;
 use crate::model::Denoiser;
 use crate::noise::SeededRng;
-use crate::progress::Progress;
 
 /// What one optimizer step did.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -33,20 +32,18 @@ pub struct StepStats {
     pub ema_decay: f64,
 }
 
-/// Where [`Trainer::fit`] writes, and whether it draws a progress bar.
+/// Where [`Trainer::fit`] writes.
 #[derive(Debug, Clone, Default)]
 pub struct FitOptions {
     /// Root of the checkpoints (see [`Checkpoint`]); `None`: no checkpoints.
     pub checkpoint_dir: Option<PathBuf>,
     /// CSV log, one row per step: `step,loss,learning_rate,grad_norm,ema_decay`.
     pub log_csv: Option<PathBuf>,
-    /// Draw a progress line with loss and steps/s on stderr.
-    pub progress: bool,
 }
 
 /// Trains a [`Denoiser`] with a [`Loss`]: AdamW (ε = 10⁻⁸, as DDPM) with linear warmup,
 /// global gradient-norm clipping, an [`Ema`] of the weights, atomic checkpoints with
-/// exact resume, a CSV log and a progress bar.
+/// exact resume, a CSV log and a per-step callback (e.g. a progress bar).
 ///
 /// Every random choice of step s (its batch, timesteps, noise and the model's dropout) is
 /// a function of `config.seed` and s alone, so training N steps in one go and training
@@ -60,8 +57,12 @@ pub struct FitOptions {
 /// use burn::tensor::Device;
 /// use burn_diffusion::data::Toy2d;
 /// use burn_diffusion::{
-///     FitOptions, MlpConfig, Prediction, ScheduleConfig, SimpleLoss, TrainConfig, Trainer,
-///     VpProcess, Weighting,
+///     loss::{SimpleLoss, Weighting},
+///     model::MlpConfig,
+///     prediction::Prediction,
+///     process::VpProcess,
+///     schedule::ScheduleConfig,
+///     train::{FitOptions, TrainConfig, Trainer},
 /// };
 ///
 /// let device = Device::flex();
@@ -230,9 +231,9 @@ where
     }
 
     /// Trains until `until_step` steps are complete (at most `config.steps`), writing
-    /// checkpoints every `config.checkpoint_every` steps and at the end, the CSV log and
-    /// the progress bar as `options` say. Call it again with a later step to continue
-    /// (e.g. to write samples in between).
+    /// checkpoints every `config.checkpoint_every` steps and at the end, and the CSV log,
+    /// as `options` say. Call it again with a later step to continue (e.g. to write samples
+    /// in between). [`Trainer::fit_with`] also reports every step to a callback.
     ///
     /// A CSV log that already holds rows beyond the current step (a run that crashed after
     /// its last checkpoint) is cut back to the current step first, so a resumed run's log
@@ -248,6 +249,47 @@ where
         until_step: usize,
         options: &FitOptions,
     ) -> error::Result<FitSummary> {
+        self.fit_with(data, until_step, options, |_| {})
+    }
+
+    /// [`Trainer::fit`], calling `on_step(&stats)` after every optimizer step (before its
+    /// checkpoint, if one is due): the hook for a progress bar or a custom log. With the
+    /// `progress` feature, [`ConsoleProgress`](crate::progress::ConsoleProgress) draws one:
+    ///
+    /// ```
+    /// use burn::tensor::Device;
+    /// use burn_diffusion::data::Toy2d;
+    /// use burn_diffusion::model::MlpConfig;
+    /// use burn_diffusion::prelude::*;
+    ///
+    /// let device = Device::flex();
+    /// let process = VpProcess::new(ScheduleConfig::new().with_num_timesteps(100).init()?);
+    /// let loss = SimpleLoss::new(process, Prediction::Epsilon, Weighting::Uniform)?;
+    /// let model = MlpConfig::new(2).init(&device)?;
+    /// let config = TrainConfig::new(10).with_batch_size(32);
+    /// let mut trainer = Trainer::new(config, model, loss, &device)?;
+    /// let data = Toy2d::TwoMoons.sample_tensor(256, 0, &device);
+    ///
+    /// let bar = ConsoleProgress::new(10, "train").continuing_after(trainer.step());
+    /// let mut losses = Vec::new();
+    /// trainer.fit_with(&data, 10, &FitOptions::default(), |s| {
+    ///     bar.update(s.step, Some(s.loss));
+    ///     losses.push(s.loss);
+    /// })?;
+    /// bar.finish();
+    /// assert_eq!(losses.len(), 10);
+    /// # Ok::<(), burn_diffusion::DiffusionError>(())
+    /// ```
+    ///
+    /// # Errors
+    /// Those of [`Trainer::fit`].
+    pub fn fit_with(
+        &mut self,
+        data: &Tensor<D>,
+        until_step: usize,
+        options: &FitOptions,
+        mut on_step: impl FnMut(&StepStats),
+    ) -> error::Result<FitSummary> {
         if until_step > self.config.steps {
             return Err(DiffusionError::config(
                 "until_step",
@@ -259,9 +301,6 @@ where
             Some(path) => Some(CsvLog::open(path, self.step)?),
             None => None,
         };
-        let mut progress = options
-            .progress
-            .then(|| Progress::new(self.config.steps, "train").continuing_after(self.step));
         let start = Instant::now();
         let first = self.step;
         let mut total = 0.0;
@@ -271,17 +310,12 @@ where
             if let Some(log) = &mut log {
                 log.write(&stats)?;
             }
-            if let Some(progress) = &mut progress {
-                progress.update(stats.step, stats.loss);
-            }
+            on_step(&stats);
             let every = self.config.checkpoint_every;
             let due = every > 0 && stats.step.is_multiple_of(every);
             if let (true, Some(dir)) = (due || self.step == until_step, &options.checkpoint_dir) {
                 self.save_checkpoint(dir)?;
             }
-        }
-        if let Some(progress) = progress {
-            progress.finish();
         }
         let steps = self.step - first;
         Ok(FitSummary {

@@ -6,7 +6,7 @@ use burn::tensor::{Device, Tensor};
 use crate::error::Result;
 use crate::gaussian::{Gaussian, gaussian_log_likelihood, normal_kl, normal_kl_unchecked};
 use crate::noise::randn;
-use crate::timesteps::check_same_shape;
+use crate::schedule::check_same_shape;
 
 /// A batch of diagonal Gaussians N(μ, diag(σ²)) given by mean and log-variance: one
 /// distribution per example (the first dimension), over all remaining dimensions.
@@ -26,7 +26,7 @@ use crate::timesteps::check_same_shape;
 /// # Example
 /// ```
 /// use burn::tensor::{Device, Tensor};
-/// use burn_diffusion::DiagonalGaussian;
+/// use burn_diffusion::vae::DiagonalGaussian;
 ///
 /// let device = Device::flex();
 /// let q = DiagonalGaussian::new(
@@ -114,7 +114,7 @@ impl<const D: usize> DiagonalGaussian<D> {
         Ok(self.mean.clone() + self.std() * noise)
     }
 
-    /// [`sample_with`](Self::sample_with) with ε drawn by [`crate::randn`] from `seed`
+    /// [`sample_with`](Self::sample_with) with ε drawn by [`crate::noise::randn`] from `seed`
     /// (the same numbers on every device).
     pub fn sample_seeded(&self, seed: u64) -> Tensor<D> {
         let noise = randn(self.mean.shape(), seed, &self.mean.device());
@@ -122,7 +122,7 @@ impl<const D: usize> DiagonalGaussian<D> {
     }
 
     /// log q(x) = Σ_i log N(x_i; μ_i, σ_i²) per example, in nats (the sum over all
-    /// non-batch dimensions of [`crate::gaussian_log_likelihood`]).
+    /// non-batch dimensions of [`crate::gaussian::gaussian_log_likelihood`]).
     ///
     /// # Shapes
     /// `x`: the mean's shape `[N, ...]`; output `[N]`.
@@ -136,7 +136,7 @@ impl<const D: usize> DiagonalGaussian<D> {
     }
 
     /// KL(self ‖ other) per example, in nats, in closed form: the sum over all non-batch
-    /// dimensions of [`crate::normal_kl`],
+    /// dimensions of [`crate::gaussian::normal_kl`],
     ///
     /// ```text
     /// KL = Σ_i ½ (log σ₂ᵢ² − log σ₁ᵢ² + σ₁ᵢ²/σ₂ᵢ² + (μ₁ᵢ − μ₂ᵢ)²/σ₂ᵢ² − 1)

@@ -8,9 +8,9 @@ use burn::tensor::{Shape, Tensor};
 
 use crate::error::{self, DiffusionError};
 use crate::gaussian::{gaussian_log_likelihood, standard_normal_log_prob};
-use crate::loss::LN_2;
-use crate::timesteps::check_same_shape;
+use crate::schedule::check_same_shape;
 use crate::vae::diagonal_gaussian::{DiagonalGaussian, sum_flat};
+use core::f64::consts::LN_2;
 
 /// The decoder's likelihood p_θ(x | z): how a decoder output (one value per data element)
 /// defines a distribution over x.
@@ -18,7 +18,7 @@ use crate::vae::diagonal_gaussian::{DiagonalGaussian, sum_flat};
 /// # Example
 /// ```
 /// use burn::tensor::{Device, Tensor};
-/// use burn_diffusion::Likelihood;
+/// use burn_diffusion::vae::Likelihood;
 ///
 /// let d = Device::flex();
 /// let x = Tensor::<2>::from_floats([[1.0, 0.0]], &d);
@@ -138,7 +138,7 @@ impl Elbo {
 /// better), so a lower bound on log p(x) gives an upper bound in bits/dim. What the
 /// number means depends on the likelihood: for a continuous Gaussian density it is a
 /// differential entropy-like quantity (it can be negative and is not comparable with the
-/// discrete 8-bit bits/dim of [`crate::VlbLoss::evaluate_bound`]); for a Bernoulli
+/// discrete 8-bit bits/dim of [`crate::loss::VlbLoss::evaluate_bound`]); for a Bernoulli
 /// decoder on binary data it is a true discrete NLL.
 ///
 /// # Shapes
@@ -173,7 +173,7 @@ pub fn nll_bits_per_dim(log_likelihood: Tensor<1>, dims: usize) -> Tensor<1> {
 /// # Example
 /// ```
 /// use burn::tensor::{Device, Tensor};
-/// use burn_diffusion::{DiagonalGaussian, Likelihood, elbo, randn};
+/// use burn_diffusion::{noise::randn, vae::{DiagonalGaussian, Likelihood, elbo}};
 ///
 /// let device = Device::flex();
 /// let x = Tensor::<2>::from_floats([[0.5, -0.2, 1.0]], &device);
@@ -238,7 +238,10 @@ pub fn elbo<const D: usize, const L: usize>(
 /// # Example
 /// ```
 /// use burn::tensor::{Device, Tensor};
-/// use burn_diffusion::{DiagonalGaussian, Likelihood, importance_weighted_log_likelihood, randn};
+/// use burn_diffusion::{
+///     noise::randn,
+///     vae::{DiagonalGaussian, Likelihood, importance_weighted_log_likelihood},
+/// };
 ///
 /// let device = Device::flex();
 /// let x = Tensor::<2>::from_floats([[1.0, 0.0]], &device);

@@ -24,7 +24,7 @@ use crate::vae::elbo::{Elbo, Likelihood, elbo, importance_weighted_log_likelihoo
 /// # Example
 /// ```
 /// use burn::tensor::{Device, Tensor};
-/// use burn_diffusion::VaeConfig;
+/// use burn_diffusion::vae::VaeConfig;
 ///
 /// let device = Device::flex();
 /// let vae = VaeConfig::digits().init(&device)?;
@@ -248,7 +248,7 @@ impl Vae {
         elbo(x, &posterior, output, &self.likelihood)
     }
 
-    /// [`Vae::elbo`] with noise drawn from `seed` ([`crate::randn`]).
+    /// [`Vae::elbo`] with noise drawn from `seed` ([`crate::noise::randn`]).
     ///
     /// # Errors
     /// As [`Vae::elbo`].

@@ -2,8 +2,11 @@
 
 use burn::tensor::{Int, Tensor};
 use burn_diffusion::{
-    DiffusionError, ForwardProcess, Posterior, Prediction, ScheduleConfig, VeConfig, VpProcess,
-    normal_kl,
+    DiffusionError, ForwardProcess, Posterior,
+    gaussian::normal_kl,
+    prediction::Prediction,
+    process::{VeConfig, VpProcess},
+    schedule::ScheduleConfig,
 };
 
 use crate::common::{on_each_device, tensor, timesteps};
@@ -69,7 +72,7 @@ fn bad_configurations_name_the_value() {
         .unwrap_err();
     assert!(e.to_string().contains("num_timesteps = 0"), "{e}");
     let e = ScheduleConfig::new()
-        .with_beta_schedule(burn_diffusion::BetaSchedule::Linear {
+        .with_beta_schedule(burn_diffusion::schedule::BetaSchedule::Linear {
             beta_start: 0.02,
             beta_end: 1e-4,
         })
@@ -77,7 +80,7 @@ fn bad_configurations_name_the_value() {
         .unwrap_err();
     assert!(e.to_string().contains("beta_end = 0.0001"), "{e}");
     let e = ScheduleConfig::new()
-        .with_beta_schedule(burn_diffusion::BetaSchedule::Custom(vec![
+        .with_beta_schedule(burn_diffusion::schedule::BetaSchedule::Custom(vec![
             0.1,
             f64::INFINITY,
         ]))
@@ -95,7 +98,7 @@ fn bad_configurations_name_the_value() {
     assert!(e.to_string().contains("sigma_min = -1"), "{e}");
     let s = ScheduleConfig::new().init().unwrap();
     let e = s
-        .respace(&burn_diffusion::Spacing::Linspace { steps: 1001 })
+        .respace(&burn_diffusion::schedule::Spacing::Linspace { steps: 1001 })
         .unwrap_err();
     assert!(e.to_string().contains("cannot keep 1001 of 1000"), "{e}");
 }

@@ -108,7 +108,7 @@ fn mnist_trains_checkpoints_reports_bits_per_dim_and_sample_reads_it() {
         assert!(is_png(&dir.join(file)), "{file} missing:\n{stdout}");
     }
     assert!(stdout.contains("bits/dim"), "{stdout}");
-    let latest = burn_diffusion::Checkpoint::latest(dir.join("checkpoints"))
+    let latest = burn_diffusion::train::Checkpoint::latest(dir.join("checkpoints"))
         .unwrap()
         .unwrap();
     assert_eq!(latest.state().step, 4);
@@ -160,14 +160,31 @@ fn vae_trains_and_reports_the_elbo_and_iw_bound() {
 }
 
 #[test]
-fn examples_answer_help_and_reject_unknown_flags() {
+fn examples_answer_help_and_reject_unknown_flags_and_bad_values() {
     for name in ["quickstart", "mnist", "sample", "forward_process", "vae"] {
-        assert!(run_example(name, &["--help"]).contains("USAGE"));
-        let status = Command::new(example(name))
-            .arg("--bogus")
-            .output()
-            .unwrap()
-            .status;
-        assert_eq!(status.code(), Some(2), "{name} --bogus");
+        let help = run_example(name, &["--help"]);
+        assert!(help.contains("Usage:") && help.contains("--seed"), "{help}");
+        let refused = |args: &[&str], expected: &str| {
+            let out = Command::new(example(name)).args(args).output().unwrap();
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(2), "{name} {args:?}: {stderr}");
+            assert!(stderr.contains(expected), "{name} {args:?}: {stderr}");
+        };
+        refused(&["--bogus"], "unexpected argument '--bogus'");
+        refused(
+            &["--seed", "minus-one"],
+            "invalid value 'minus-one' for '--seed",
+        );
+        refused(&["--seed"], "a value is required for '--seed");
     }
+    let out = Command::new(example("mnist"))
+        .args(["--dataset", "cifar"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.code() == Some(2)
+            && stderr.contains("[possible values: digits, mnist, fashion-mnist]"),
+        "{stderr}"
+    );
 }

@@ -7,6 +7,7 @@ mod examples;
 mod losses;
 mod monte_carlo;
 mod oracle;
+mod package;
 mod properties;
 mod reference;
 mod samplers;

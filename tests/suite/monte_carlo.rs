@@ -1,6 +1,10 @@
 //! Seeded Monte-Carlo checks of the samplers of q(x_t | x_0) and q(x_t | x_{t−1}).
 
-use burn_diffusion::{ForwardProcess, ScheduleConfig, VeConfig, VpProcess};
+use burn_diffusion::{
+    ForwardProcess,
+    process::{VeConfig, VpProcess},
+    schedule::ScheduleConfig,
+};
 
 use crate::common::{on_each_device, tensor, timesteps, values};
 
@@ -44,7 +48,7 @@ fn q_sample_has_the_stated_moments() {
         let x0 = tensor(&x0_flat, [4, n], device);
         let t = timesteps(&ts, device);
         let ve_ts = [0usize, 3, 6, 9];
-        let noise = burn_diffusion::randn([4, n], 12, device);
+        let noise = burn_diffusion::noise::randn([4, n], 12, device);
         // (what, draws [4, n], per-row scale of x_0, per-row variance)
         let cases = [
             (

@@ -3,8 +3,11 @@
 
 use burn::tensor::Tensor;
 use burn_diffusion::{
-    BetaSchedule, ForwardProcess, NoiseSchedule, Posterior, Prediction, ScheduleConfig, Spacing,
-    VeProcess, VpProcess, discretized_gaussian_log_likelihood, normal_kl,
+    ForwardProcess, NoiseSchedule, Posterior,
+    gaussian::{discretized_gaussian_log_likelihood, normal_kl},
+    prediction::Prediction,
+    process::{VeProcess, VpProcess},
+    schedule::{BetaSchedule, ScheduleConfig, Spacing},
 };
 use proptest::prelude::*;
 

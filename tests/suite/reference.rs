@@ -3,9 +3,14 @@
 //! made.
 
 use burn_diffusion::{
-    BetaSchedule, DiscreteSchedule, ForwardProcess, NoiseSchedule, Posterior, Prediction,
-    ScheduleConfig, Spacing, VpProcess, discretized_gaussian_log_likelihood,
-    log_standard_normal_cdf, normal_kl, standard_normal_cdf,
+    ForwardProcess, NoiseSchedule, Posterior,
+    gaussian::{
+        discretized_gaussian_log_likelihood, log_standard_normal_cdf, normal_kl,
+        standard_normal_cdf,
+    },
+    prediction::Prediction,
+    process::VpProcess,
+    schedule::{BetaSchedule, DiscreteSchedule, ScheduleConfig, Spacing},
 };
 
 use crate::common::{Reference, assert_close, on_each_device, tensor, timesteps, values};
@@ -263,7 +268,8 @@ fn forward_and_posterior_match_improved_diffusion() {
 
         // x_0 = (x_t − s ε)/a: the f32 rounding of x_t and ε (6e-8 relative) is amplified by
         // 1/a_t (157 at t = 999).
-        let x0_hat = burn_diffusion::x0_from_eps(&process, ref_x_t, &t, noise.clone()).unwrap();
+        let x0_hat =
+            burn_diffusion::prediction::x0_from_eps(&process, ref_x_t, &t, noise.clone()).unwrap();
         let tol: Vec<f64> = ts
             .iter()
             .flat_map(|&t| [5e-7 * (2.0 + 1.0 / process.signal_scale()[t]); 3])

@@ -3,9 +3,14 @@
 
 use burn::tensor::{Device, Int, Tensor};
 use burn_diffusion::{
-    DdimSampler, DdpmSampler, Denoiser, ForwardProcess, Guided, NoiseSchedule, Posterior,
-    ReverseSampler, SampleOptions, ScheduleConfig, Spacing, Timesteps, VarianceKind, VpProcess,
-    X0Options, randn, sample, sample_from_noise,
+    Denoiser, ForwardProcess, NoiseSchedule, Posterior, ReverseSampler,
+    noise::randn,
+    prediction::VarianceKind,
+    process::VpProcess,
+    sampler::{
+        DdimSampler, DdpmSampler, Guided, SampleOptions, X0Options, sample, sample_from_noise,
+    },
+    schedule::{ScheduleConfig, Spacing, Timesteps},
 };
 
 use crate::common::{assert_close, on_each_device, tensor, values};
@@ -406,7 +411,7 @@ fn bad_sampler_input_is_an_error() {
     assert!(e.to_string().contains("timestep 50"), "{e}");
     assert!(DdimSampler::new(process.clone(), vec![10], -1.0, x0).is_err());
     let bad_threshold = X0Options {
-        threshold: Some(burn_diffusion::DynamicThreshold {
+        threshold: Some(burn_diffusion::sampler::DynamicThreshold {
             ratio: 1.5,
             max_value: 1.0,
         }),
@@ -452,9 +457,9 @@ fn bad_sampler_input_is_an_error() {
 fn x0_options(prediction: &str, clip: &str) -> X0Options {
     X0Options {
         prediction: match prediction {
-            "epsilon" => burn_diffusion::Prediction::Epsilon,
-            "sample" => burn_diffusion::Prediction::Sample,
-            _ => burn_diffusion::Prediction::Velocity,
+            "epsilon" => burn_diffusion::prediction::Prediction::Epsilon,
+            "sample" => burn_diffusion::prediction::Prediction::Sample,
+            _ => burn_diffusion::prediction::Prediction::Velocity,
         },
         clip: clip == "clip",
         threshold: None,
@@ -467,7 +472,7 @@ fn x0_options(prediction: &str, clip: &str) -> X0Options {
 fn assert_step_matches(
     r: &crate::common::Reference,
     key: &str,
-    step: burn_diffusion::StepOutput<2>,
+    step: burn_diffusion::sampler::StepOutput<2>,
 ) {
     let prev = r.get(&format!("{key}.prev_sample"));
     let x0 = r.get(&format!("{key}.pred_original_sample"));
@@ -588,8 +593,10 @@ fn single_steps_match_diffusers() {
 #[test]
 fn diffusers_ddim_loop_is_reproduced() {
     let r = crate::common::Reference::load();
-    let schedule =
-        burn_diffusion::DiscreteSchedule::from_betas(r.get("linear.t1000.betas").to_vec()).unwrap();
+    let schedule = burn_diffusion::schedule::DiscreteSchedule::from_betas(
+        r.get("linear.t1000.betas").to_vec(),
+    )
+    .unwrap();
     let process = VpProcess::new(schedule);
     let model = |x: Tensor<4>, t: Tensor<1, Int>| {
         let tf = t.float().reshape([-1, 1, 1, 1]);
@@ -700,7 +707,8 @@ fn check_ode_sde_samplers(m: f64, s: f64, near_data: bool) {
     let run = |sampler: &dyn ReverseSamplerDyn| sampler.run(&model, n, 3, &device);
 
     // DPM-Solver++(2M), 20 linspace steps (Lu et al. 2022, Algorithm 2).
-    let dpm = burn_diffusion::DpmSolverSampler::diffusers_default(process.clone(), 20, x0).unwrap();
+    let dpm = burn_diffusion::sampler::DpmSolverSampler::diffusers_default(process.clone(), 20, x0)
+        .unwrap();
     let grid: Vec<usize> = ReverseSampler::<2>::timesteps(&dpm).to_vec();
     assert_eq!((grid.len(), grid[0], grid[19]), (20, 999, 50));
     let lambda = |t: usize| (a[t] / sd[t]).ln();
@@ -732,7 +740,7 @@ fn check_ode_sde_samplers(m: f64, s: f64, near_data: bool) {
 
     // Heun on the probability-flow ODE, 50 linspace steps (99 model evaluations).
     let spacing = Spacing::Linspace { steps: 50 };
-    let heun = burn_diffusion::HeunSampler::new(process.clone(), &spacing, x0).unwrap();
+    let heun = burn_diffusion::sampler::HeunSampler::new(process.clone(), &spacing, x0).unwrap();
     let mut grid = spacing.timesteps(1000).unwrap();
     grid.reverse();
     let f = |x: Affine, t: usize| {
@@ -761,7 +769,7 @@ fn check_ode_sde_samplers(m: f64, s: f64, near_data: bool) {
 
     // Euler–Maruyama on the reverse VP SDE, all 1000 steps: mean' = k·mean + const,
     // var' = k²·var + h d².
-    let em = burn_diffusion::EulerMaruyamaSampler::new(
+    let em = burn_diffusion::sampler::EulerMaruyamaSampler::new(
         process.clone(),
         &Spacing::Linspace { steps: 1000 },
         x0,
@@ -784,7 +792,7 @@ fn check_ode_sde_samplers(m: f64, s: f64, near_data: bool) {
     // Annealed Langevin on the VE process (NCSN levels σ from 0.01 to 1, 10 levels),
     // 100 steps per level, ε = 2e-5, then the denoising step; optimal model for VE:
     // ε̂ = σ (x − m)/(s² + σ²).
-    let ve = burn_diffusion::VeConfig::new().init().unwrap();
+    let ve = burn_diffusion::process::VeConfig::new().init().unwrap();
     let sig = ve.sigmas().to_vec();
     let ve_model = {
         let sig = sig.clone();
@@ -796,7 +804,8 @@ fn check_ode_sde_samplers(m: f64, s: f64, near_data: bool) {
             (x_t - m) * k
         }
     };
-    let langevin = burn_diffusion::AnnealedLangevinSampler::new(ve, 100, 2e-5, true, x0).unwrap();
+    let langevin =
+        burn_diffusion::sampler::AnnealedLangevinSampler::new(ve, 100, 2e-5, true, x0).unwrap();
     let (mut mean, mut var) = (0.0, 1.0);
     for t in (0..sig.len()).rev() {
         let alpha = 2e-5 * (sig[t] / sig[0]).powi(2);
@@ -840,12 +849,12 @@ fn check_ode_sde_samplers(m: f64, s: f64, near_data: bool) {
 #[test]
 fn dynamic_thresholding_matches_its_definition() {
     let process = VpProcess::new(ScheduleConfig::new().with_num_timesteps(10).init().unwrap());
-    let threshold = burn_diffusion::DynamicThreshold {
+    let threshold = burn_diffusion::sampler::DynamicThreshold {
         ratio: 0.9,
         max_value: 2.5,
     };
     let options = X0Options {
-        prediction: burn_diffusion::Prediction::Sample,
+        prediction: burn_diffusion::prediction::Prediction::Sample,
         clip: true,
         threshold: Some(threshold),
     };
@@ -888,7 +897,7 @@ fn driver_progress_trajectory_and_timestep_errors() {
             .init()
             .unwrap(),
     );
-    let heun = burn_diffusion::HeunSampler::new(
+    let heun = burn_diffusion::sampler::HeunSampler::new(
         process.clone(),
         &Spacing::Linspace { steps: 5 },
         X0Options::default(),
@@ -918,27 +927,43 @@ fn driver_progress_trajectory_and_timestep_errors() {
     );
     assert_eq!(values(out.trajectory[visits].clone()), values(out.sample));
     let x0 = X0Options::default();
-    assert!(burn_diffusion::DpmSolverSampler::with_timesteps(process.clone(), vec![], x0).is_err());
     assert!(
-        burn_diffusion::DpmSolverSampler::with_timesteps(process.clone(), vec![3, 7], x0).is_err()
-    );
-    assert!(
-        burn_diffusion::DpmSolverSampler::with_timesteps(process.clone(), vec![100, 7], x0)
+        burn_diffusion::sampler::DpmSolverSampler::with_timesteps(process.clone(), vec![], x0)
             .is_err()
     );
-    assert!(burn_diffusion::DpmSolverSampler::diffusers_default(process.clone(), 100, x0).is_err());
     assert!(
-        burn_diffusion::EulerMaruyamaSampler::new(
+        burn_diffusion::sampler::DpmSolverSampler::with_timesteps(process.clone(), vec![3, 7], x0)
+            .is_err()
+    );
+    assert!(
+        burn_diffusion::sampler::DpmSolverSampler::with_timesteps(
+            process.clone(),
+            vec![100, 7],
+            x0
+        )
+        .is_err()
+    );
+    assert!(
+        burn_diffusion::sampler::DpmSolverSampler::diffusers_default(process.clone(), 100, x0)
+            .is_err()
+    );
+    assert!(
+        burn_diffusion::sampler::EulerMaruyamaSampler::new(
             process.clone(),
             &Spacing::Trailing { steps: 0 },
             x0
         )
         .is_err()
     );
-    assert!(burn_diffusion::HeunSampler::new(process.clone(), &Spacing::Ddim(99), x0).is_err());
-    let ve = burn_diffusion::VeConfig::new().init().unwrap();
-    assert!(burn_diffusion::AnnealedLangevinSampler::new(ve.clone(), 0, 2e-5, true, x0).is_err());
-    assert!(burn_diffusion::AnnealedLangevinSampler::new(ve, 10, -1.0, true, x0).is_err());
+    assert!(
+        burn_diffusion::sampler::HeunSampler::new(process.clone(), &Spacing::Ddim(99), x0).is_err()
+    );
+    let ve = burn_diffusion::process::VeConfig::new().init().unwrap();
+    assert!(
+        burn_diffusion::sampler::AnnealedLangevinSampler::new(ve.clone(), 0, 2e-5, true, x0)
+            .is_err()
+    );
+    assert!(burn_diffusion::sampler::AnnealedLangevinSampler::new(ve, 10, -1.0, true, x0).is_err());
 }
 
 /// DDPM with a learned variance: the second half of the output selects σ_t² in

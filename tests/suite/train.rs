@@ -7,8 +7,14 @@ use burn::module::{Module, ModuleVisitor, Param};
 use burn::tensor::{Device, Tensor};
 use burn_diffusion::data::Toy2d;
 use burn_diffusion::{
-    Checkpoint, Denoiser, DiffusionError, FitOptions, LATEST_FILE, Loss, MlpConfig, Prediction,
-    ScheduleConfig, SimpleLoss, TrainConfig, Trainer, UNetConfig, VpProcess, Weighting, randn,
+    Denoiser, DiffusionError, Loss,
+    loss::{SimpleLoss, Weighting},
+    model::{MlpConfig, UNetConfig},
+    noise::randn,
+    prediction::Prediction,
+    process::VpProcess,
+    schedule::ScheduleConfig,
+    train::{Checkpoint, FitOptions, TrainConfig, Trainer},
 };
 
 /// Every float parameter's values, in the module's traversal order.
@@ -62,7 +68,6 @@ fn options(dir: &Path) -> FitOptions {
     FitOptions {
         checkpoint_dir: Some(dir.join("checkpoints")),
         log_csv: Some(dir.join("log.csv")),
-        progress: false,
     }
 }
 
@@ -227,7 +232,7 @@ fn checkpoints_round_trip_and_survive_a_crash_mid_write() {
     .unwrap();
     assert_eq!(Checkpoint::latest(&root).unwrap().unwrap().state().step, 6);
     // A pointer to a missing checkpoint is a clear error, and an empty root has none.
-    std::fs::write(root.join(LATEST_FILE), "step-00000042").unwrap();
+    std::fs::write(root.join("latest"), "step-00000042").unwrap();
     let err = Checkpoint::latest(&root).unwrap_err();
     assert!(matches!(err, DiffusionError::Checkpoint { .. }), "{err}");
     assert!(Checkpoint::latest(dir.join("nowhere")).unwrap().is_none());
@@ -305,7 +310,7 @@ fn training_lowers_the_held_out_loss() {
         .with_seed(5);
     let mut trainer = Trainer::new(config, model.clone(), loss(), &device).unwrap();
     trainer.fit(&data, 300, &FitOptions::default()).unwrap();
-    let eval = |model: &burn_diffusion::Mlp| {
+    let eval = |model: &burn_diffusion::model::Mlp| {
         loss()
             .loss_seeded(model, held_out.clone(), 99)
             .unwrap()

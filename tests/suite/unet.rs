@@ -5,8 +5,13 @@ use burn::module::Module;
 use burn::optim::{AdamWConfig, GradientsParams};
 use burn::tensor::{Device, Int, Tensor};
 use burn_diffusion::{
-    Denoiser, Loss, Prediction, ScheduleConfig, SimpleLoss, UNet, UNetConfig, VpProcess, Weighting,
-    randn,
+    Denoiser, Loss,
+    loss::{SimpleLoss, Weighting},
+    model::{UNet, UNetConfig},
+    noise::randn,
+    prediction::Prediction,
+    process::VpProcess,
+    schedule::ScheduleConfig,
 };
 
 use crate::common::{assert_close, values};
@@ -100,7 +105,7 @@ fn trained_tiny(device: &Device) -> UNet {
     let ad = device.clone().autodiff();
     let mut model = config.init(&ad).unwrap().train();
     let x0 = randn::<4>([8, 1, 8, 8], 1, &ad).tanh();
-    let t = burn_diffusion::uniform_timesteps(8, 100, 2, &ad);
+    let t = burn_diffusion::loss::uniform_timesteps(8, 100, 2, &ad);
     let noise = randn::<4>([8, 1, 8, 8], 3, &ad);
     let mut optim = AdamWConfig::new().init();
     let mut losses = Vec::new();
@@ -196,7 +201,7 @@ fn save_and_load_round_trip() {
 #[test]
 fn mlp_shapes_and_errors() {
     let device = Device::flex();
-    let mlp = burn_diffusion::MlpConfig::new(2)
+    let mlp = burn_diffusion::model::MlpConfig::new(2)
         .with_out_dim(Some(4))
         .init(&device)
         .unwrap();
@@ -206,9 +211,13 @@ fn mlp_shapes_and_errors() {
         None,
     );
     assert_eq!(out.dims(), [7, 4]);
-    assert!(burn_diffusion::MlpConfig::new(0).init(&device).is_err());
     assert!(
-        burn_diffusion::MlpConfig::new(2)
+        burn_diffusion::model::MlpConfig::new(0)
+            .init(&device)
+            .is_err()
+    );
+    assert!(
+        burn_diffusion::model::MlpConfig::new(2)
             .with_layers(0)
             .init(&device)
             .is_err()

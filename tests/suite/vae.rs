@@ -13,7 +13,8 @@ use burn::module::Module;
 use burn::optim::{AdamWConfig, GradientsParams};
 use burn::tensor::{Device, Tensor};
 use burn_diffusion::{
-    DiagonalGaussian, Likelihood, VaeConfig, elbo, importance_weighted_log_likelihood, randn,
+    noise::randn,
+    vae::{DiagonalGaussian, Likelihood, VaeConfig, elbo, importance_weighted_log_likelihood},
 };
 use proptest::prelude::*;
 
@@ -528,7 +529,7 @@ fn vae_training_lowers_the_negative_elbo() {
         .unwrap()
         .train();
     let x = (randn::<4>([16, 1, 8, 8], 3, &device).clamp(-1.0, 1.0) + 1.0) * 0.5;
-    let loss = |vae: &burn_diffusion::Vae| {
+    let loss = |vae: &burn_diffusion::vae::Vae| {
         // The same noise every time: the objective is a fixed function of the weights.
         vae.elbo(x.clone(), randn([16, 8], 4, &device))
             .unwrap()

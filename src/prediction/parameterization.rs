@@ -5,9 +5,9 @@ use burn::tensor::{Int, Tensor};
 
 use crate::error::{self, DiffusionError};
 use crate::gaussian::Gaussian;
-use crate::posterior::Posterior;
 use crate::prediction::Prediction;
-use crate::timesteps::Timesteps;
+use crate::process::Posterior;
+use crate::schedule::Timesteps;
 
 /// The reverse-process variance Σ_θ(x_t, t) = σ_t² I.
 ///

@@ -3,9 +3,9 @@
 use burn::tensor::{Int, Tensor};
 
 use crate::error::Result;
-use crate::forward::ForwardProcess;
 use crate::gaussian::Gaussian;
-use crate::timesteps::{Timesteps, check_same_shape};
+use crate::process::ForwardProcess;
+use crate::schedule::{Timesteps, check_same_shape};
 
 /// The forward-process posterior q(x_{t−1} | x_t, x_0) = N(μ̃_t(x_t, x_0), β̃_t I)
 /// (Ho et al. 2020, eq. 6–7):

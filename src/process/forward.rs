@@ -5,7 +5,7 @@ use burn::tensor::{Int, Tensor};
 use crate::error::Result;
 use crate::gaussian::Gaussian;
 use crate::noise::randn;
-use crate::timesteps::{Timesteps, check_same_shape};
+use crate::schedule::{Timesteps, check_same_shape};
 
 /// A Gaussian forward (noising) process described by four tables over `t = 0..T`:
 ///
@@ -80,7 +80,7 @@ pub trait ForwardProcess {
         Ok(a * x0 + s * noise)
     }
 
-    /// [`ForwardProcess::q_sample`] with noise drawn from `seed` (see [`crate::randn`]).
+    /// [`ForwardProcess::q_sample`] with noise drawn from `seed` (see [`crate::noise::randn`]).
     ///
     /// # Errors
     /// As [`ForwardProcess::q_sample`].

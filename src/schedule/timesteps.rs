@@ -14,7 +14,7 @@ use crate::error::{DiffusionError, Result};
 /// # Example
 /// ```
 /// use burn::tensor::{Device, Int, Tensor};
-/// use burn_diffusion::Timesteps;
+/// use burn_diffusion::schedule::Timesteps;
 ///
 /// let device = Device::flex();
 /// let t = Tensor::<1, Int>::from_ints([0, 5, 9], &device);

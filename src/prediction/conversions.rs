@@ -19,15 +19,21 @@ use burn::config::Config;
 use burn::tensor::{Int, Tensor};
 
 use crate::error;
-use crate::forward::ForwardProcess;
-use crate::timesteps::{Timesteps, check_same_shape};
+use crate::process::ForwardProcess;
+use crate::schedule::{Timesteps, check_same_shape};
 
 /// The quantity a denoising model is trained to output.
 ///
 /// # Example
 /// ```
 /// use burn::tensor::{Device, Int, Tensor};
-/// use burn_diffusion::{ForwardProcess, Prediction, ScheduleConfig, VpProcess, randn};
+/// use burn_diffusion::{
+///     ForwardProcess,
+///     noise::randn,
+///     prediction::Prediction,
+///     process::VpProcess,
+///     schedule::ScheduleConfig,
+/// };
 ///
 /// let device = Device::flex();
 /// let process = VpProcess::new(ScheduleConfig::new().init().unwrap());
