@@ -1,17 +1,16 @@
 //! Evaluating the whole variational bound of a batch over all T steps
 //! (improved-diffusion's `calc_bpd_loop`).
 
+use core::f64::consts::LN_2;
+
 use burn::tensor::Tensor;
 
 use crate::error;
-use crate::process::ForwardProcess;
-use core::f64::consts::LN_2;
-
 use crate::loss::base::{mean_flat, noised_output};
 use crate::loss::vlb::VlbLoss;
 use crate::model::Denoiser;
 use crate::noise::randn;
-use crate::process::Posterior;
+use crate::process::{ForwardProcess, Posterior};
 use crate::schedule::constant_timesteps;
 
 /// The full bound of a batch, in bits per dimension.

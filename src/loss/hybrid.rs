@@ -8,8 +8,7 @@ use crate::loss::base::{Loss, LossOutput, mean_flat, noised_output};
 use crate::loss::vlb::{Decoder, VlbLoss};
 use crate::model::Denoiser;
 use crate::prediction::Parameterization;
-use crate::process::ForwardProcess;
-use crate::process::Posterior;
+use crate::process::{ForwardProcess, Posterior};
 
 /// L_hybrid = L_simple + λ·L_vlb (Nichol & Dhariwal 2021, eq. 16), λ = 0.001 by default.
 ///

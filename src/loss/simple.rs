@@ -7,8 +7,7 @@ use crate::loss::base::{Loss, LossOutput, mean_flat, noised_output};
 use crate::loss::weighting::Weighting;
 use crate::model::Denoiser;
 use crate::prediction::Prediction;
-use crate::process::ForwardProcess;
-use crate::process::Posterior;
+use crate::process::{ForwardProcess, Posterior};
 use crate::schedule::{Timesteps, check_same_shape};
 
 /// The simplified loss λ_t·‖target − output‖² (mean over dimensions), where the target is

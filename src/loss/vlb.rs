@@ -1,17 +1,16 @@
 //! The variational lower bound: L_T, the KL terms L_{t−1} and the decoder term L_0.
 
+use core::f64::consts::LN_2;
+
 use burn::config::Config;
 use burn::tensor::{Int, Tensor};
 
 use crate::error;
 use crate::gaussian::{discretized_gaussian_log_likelihood, gaussian_log_likelihood, normal_kl};
-use crate::process::ForwardProcess;
-use core::f64::consts::LN_2;
-
 use crate::loss::base::{Loss, LossOutput, mean_flat, noised_output};
 use crate::model::Denoiser;
 use crate::prediction::Parameterization;
-use crate::process::Posterior;
+use crate::process::{ForwardProcess, Posterior};
 use crate::schedule::{check_same_shape, constant_timesteps};
 
 /// The decoder p_θ(x_0 | x_1) of the bound's last term L_0.

@@ -4,8 +4,7 @@ use burn::config::Config;
 
 use crate::error::{self, DiffusionError};
 use crate::prediction::Prediction;
-use crate::process::ForwardProcess;
-use crate::process::Posterior;
+use crate::process::{ForwardProcess, Posterior};
 
 /// How the noise-estimation error at timestep t is weighted.
 ///

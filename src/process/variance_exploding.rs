@@ -3,8 +3,7 @@
 use burn::config::Config;
 
 use crate::error::{self, DiffusionError};
-use crate::process::ForwardProcess;
-use crate::process::Posterior;
+use crate::process::{ForwardProcess, Posterior};
 
 /// Configuration of a [`VeProcess`] with NCSN's geometric noise levels
 /// σ_t = σ_min · (σ_max / σ_min)^{t/(T−1)}, t = 0..T−1 (Song & Ermon 2019, §4.2; their

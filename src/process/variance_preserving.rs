@@ -1,7 +1,6 @@
 //! The variance-preserving DDPM process (Ho et al. 2020).
 
-use crate::process::ForwardProcess;
-use crate::process::Posterior;
+use crate::process::{ForwardProcess, Posterior};
 use crate::schedule::{DiscreteSchedule, NoiseSchedule};
 
 /// The DDPM forward process q(x_t | x_{t−1}) = N(√α_t x_{t−1}, β_t I) over a

@@ -4,8 +4,7 @@ use burn::tensor::Tensor;
 
 use crate::error;
 use crate::prediction::{Parameterization, VarianceKind};
-use crate::process::ForwardProcess;
-use crate::process::Posterior;
+use crate::process::{ForwardProcess, Posterior};
 use crate::sampler::base::{ReverseSampler, StepOutput, X0Options, require_noise, visited};
 use crate::schedule::constant_timesteps;
 

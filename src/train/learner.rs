@@ -433,7 +433,7 @@ mod tests {
     use crate::prediction::Prediction;
     use crate::process::VpProcess;
     use crate::schedule::ScheduleConfig;
-    use crate::{SimpleLoss, Weighting};
+    use crate::loss::{SimpleLoss, Weighting};
 
     fn values<const D: usize>(x: Tensor<D>) -> Vec<f32> {
         x.try_into_vec_as::<f32>().unwrap()

@@ -1,40 +1,10 @@
-//! A GPU-only user's program: the forward process, the posterior and a DDIM run on a
-//! `cuda` device. CI only checks that it compiles (no GPU there); on a machine with one,
-//! `cargo run --release` runs it.
+//! A GPU-only user's program on a `cuda` device (see `../gpu_program.rs`).
 
-use burn::tensor::{Device, Int, Tensor};
-use burn_diffusion::prelude::*;
+use burn::tensor::Device;
 
-fn main() -> Result<()> {
-    let device = Device::cuda(0);
-    let process = VpProcess::new(ScheduleConfig::new().init()?);
-    let x0 = randn::<4>([2, 1, 8, 8], 0, &device);
-    let eps = randn::<4>([2, 1, 8, 8], 1, &device);
-    let t = Tensor::<1, Int>::from_ints([10, 900], &device);
-    let x_t = process.q_sample(x0, &t, eps.clone())?;
-    let (x0_hat, _) = Prediction::Epsilon.to_x0_eps(&process, x_t.clone(), &t, eps)?;
-    let posterior = process.q_posterior(x0_hat, x_t, &t)?;
+#[path = "../../gpu_program.rs"]
+mod gpu_program;
 
-    // A model that always predicts zero noise, sampled with 10 DDIM steps.
-    let model = |x_t: Tensor<4>, _t: Tensor<1, Int>| x_t.zeros_like();
-    let sampler = DdimSampler::with_spacing(
-        process,
-        &Spacing::Linspace { steps: 10 },
-        0.0,
-        Default::default(),
-    )?;
-    let out = sample_from_noise(
-        &sampler,
-        &model,
-        [2, 1, 8, 8],
-        &device,
-        SampleOptions::default(),
-        |_, _| {},
-    )?;
-    println!(
-        "posterior mean {:?}, sample {:?}",
-        posterior.mean.dims(),
-        out.sample.dims()
-    );
-    Ok(())
+fn main() -> burn_diffusion::Result<()> {
+    gpu_program::run(Device::cuda(0))
 }
