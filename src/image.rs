@@ -66,12 +66,7 @@ pub fn write_png_grid_scaled(
     if scale == 0 {
         return Err(DiffusionError::config("scale", 0, "must be positive"));
     }
-    let values = images
-        .try_into_vec_as::<f32>()
-        .map_err(|e| DiffusionError::TensorRead {
-            what: "images",
-            reason: format!("{e:?}"),
-        })?;
+    let values: Vec<f32> = crate::host::read_vec(images, "images")?;
     let (cols, rows) = (columns.min(n), n.div_ceil(columns));
     let (cell_h, cell_w) = (h * scale, w * scale);
     let width = cols * cell_w + cols - 1;

@@ -23,6 +23,7 @@
 //! | [`vae`] | the VAE: reparameterized q_φ(z \| x), decoder likelihoods, ELBO, importance-weighted log p(x), a reference convolutional VAE |
 //! | [`data`], [`image`], [`metrics`] | dataset loaders and 2-D toys, PNG image grids, distances between samples and data |
 //! | [`progress`] | progress callbacks and (feature `progress`) a console bar |
+//! | [`host`] | the one place that reads tensors back from the device, and a read counter |
 //! | [`guides`] | the guides of `docs/`: the math mapped to functions, training, the VAE, benchmarks |
 //!
 //! The root holds the six traits of the design — [`NoiseSchedule`], [`ForwardProcess`],
@@ -66,9 +67,18 @@
 //! ## Errors, never panics
 //!
 //! Configuration is validated at construction and tensor functions check the shapes and
-//! timesteps they are given; both return [`DiffusionError`] naming the bad value. (This
-//! reads timesteps back from the device once per call: a small synchronization that buys
-//! a clear error instead of an out-of-bounds gather.)
+//! timesteps they are given; both return [`DiffusionError`] naming the bad value.
+//!
+//! ## Host and device
+//!
+//! Timesteps that the host knows stay on the host: every function that takes timesteps
+//! takes `t: &impl` [`TimestepInput`], either host [`schedule::Timesteps`] (no device read)
+//! or a `Tensor<1, Int>`, which is read back once per call, at the edge, to check it and
+//! gather the schedule's `f64` tables. The samplers and the seeded losses pass host
+//! timesteps, so a sampling step reads nothing back from the device. Every read goes
+//! through [`host`], which counts them ([`host::device_reads`]).
+//!
+//! [`TimestepInput`]: schedule::TimestepInput
 //!
 //! ## Randomness
 //!
@@ -98,6 +108,7 @@ pub mod data;
 mod error;
 pub mod gaussian;
 pub mod guides;
+pub mod host;
 pub mod image;
 pub mod loss;
 pub mod metrics;

@@ -6,6 +6,7 @@ use crate::error;
 use crate::model::Denoiser;
 use crate::noise::{SeededRng, randn};
 use crate::process::ForwardProcess;
+use crate::schedule::{TimestepInput, Timesteps};
 
 /// A loss's value for each example of a batch and its named terms.
 ///
@@ -43,7 +44,7 @@ pub trait Loss<const D: usize> {
         &self,
         model: &M,
         x0: Tensor<D>,
-        t: &Tensor<1, Int>,
+        t: &impl TimestepInput,
         noise: Tensor<D>,
     ) -> error::Result<LossOutput>;
 
@@ -59,13 +60,14 @@ pub trait Loss<const D: usize> {
     ) -> error::Result<LossOutput> {
         let device = x0.device();
         let n = x0.dims()[0];
-        let t = uniform_timesteps(n, self.num_timesteps(), seed, &device);
+        let t = uniform_timestep_values(n, self.num_timesteps(), seed);
         let noise = randn(x0.shape(), seed.wrapping_add(1), &device);
         self.loss(model, x0, &t, noise)
     }
 }
 
-/// `n` timesteps drawn uniformly from `0..num_timesteps` with [`SeededRng`].
+/// `n` timesteps drawn uniformly from `0..num_timesteps` with [`SeededRng`], as a tensor
+/// on `device` ([`uniform_timestep_values`] on the host, uploaded).
 ///
 /// # Shapes
 /// - output: `[n]`
@@ -75,12 +77,18 @@ pub fn uniform_timesteps(
     seed: u64,
     device: &burn::tensor::Device,
 ) -> Tensor<1, Int> {
+    uniform_timestep_values(n, num_timesteps, seed).to_tensor(device)
+}
+
+/// `n` timesteps drawn uniformly from `0..num_timesteps` with [`SeededRng`], on the host
+/// (the same values as [`uniform_timesteps`]; `num_timesteps = 0` gives zeros).
+pub fn uniform_timestep_values(n: usize, num_timesteps: usize, seed: u64) -> Timesteps {
     let mut rng = SeededRng::new(seed);
-    let values: Vec<i64> = (0..n)
-        .map(|_| (rng.next_open01() * num_timesteps as f64) as i64)
-        .map(|t| t.min(num_timesteps as i64 - 1))
+    let last = num_timesteps.saturating_sub(1);
+    let values = (0..n)
+        .map(|_| ((rng.next_open01() * num_timesteps as f64) as usize).min(last))
         .collect();
-    Tensor::from_data(burn::tensor::TensorData::new(values, [n]), device)
+    Timesteps::new(values)
 }
 
 /// x_t = a_t x_0 + s_t ε (eq. 4) and the model's output at (x_t, t): the first step of
@@ -89,11 +97,11 @@ pub(crate) fn noised_output<P: ForwardProcess, M: Denoiser<D>, const D: usize>(
     process: &P,
     model: &M,
     x0: Tensor<D>,
-    t: &Tensor<1, Int>,
+    t: &impl TimestepInput,
     noise: Tensor<D>,
 ) -> error::Result<(Tensor<D>, Tensor<D>)> {
     let x_t = process.q_sample(x0, t, noise)?;
-    let output = model.denoise(x_t.clone(), t.clone(), None);
+    let output = model.denoise(x_t.clone(), t.tensor(&x_t.device()), None);
     Ok((x_t, output))
 }
 

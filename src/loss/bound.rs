@@ -11,7 +11,7 @@ use crate::loss::vlb::VlbLoss;
 use crate::model::Denoiser;
 use crate::noise::randn;
 use crate::process::{ForwardProcess, Posterior};
-use crate::schedule::constant_timesteps;
+use crate::schedule::Timesteps;
 
 /// The full bound of a batch, in bits per dimension.
 ///
@@ -50,10 +50,10 @@ impl<P: ForwardProcess + Posterior> VlbLoss<P> {
     ) -> error::Result<BoundEvaluation> {
         let process = self.process();
         let steps = process.num_timesteps();
-        let (n, device) = (x0.dims()[0], x0.device());
+        let n = x0.dims()[0];
         let mut columns: Vec<[Tensor<1>; 3]> = Vec::with_capacity(steps);
         for (done, t) in (0..steps).rev().enumerate() {
-            let tt = constant_timesteps(n, t, &device);
+            let tt = Timesteps::constant(n, t);
             let eps = noise(t);
             let (x_t, output) = noised_output(process, model, x0.clone(), &tt, eps.clone())?;
             let terms = self.vb_terms(output, x0.clone(), x_t, &tt)?;

@@ -1,7 +1,7 @@
 //! The hybrid objective L_simple + λ·L_vlb for models that learn their variance
 //! (Nichol & Dhariwal 2021, §3.1).
 
-use burn::tensor::{Int, Tensor};
+use burn::tensor::Tensor;
 
 use crate::error::{self, DiffusionError};
 use crate::loss::base::{Loss, LossOutput, mean_flat, noised_output};
@@ -9,6 +9,7 @@ use crate::loss::vlb::{Decoder, VlbLoss};
 use crate::model::Denoiser;
 use crate::prediction::Parameterization;
 use crate::process::{ForwardProcess, Posterior};
+use crate::schedule::{TimestepInput, Timesteps};
 
 /// L_hybrid = L_simple + λ·L_vlb (Nichol & Dhariwal 2021, eq. 16), λ = 0.001 by default.
 ///
@@ -72,23 +73,25 @@ impl<P: ForwardProcess + Posterior, const D: usize> Loss<D> for HybridLoss<P> {
         &self,
         model: &M,
         x0: Tensor<D>,
-        t: &Tensor<1, Int>,
+        t: &impl TimestepInput,
         noise: Tensor<D>,
     ) -> error::Result<LossOutput> {
         let process = self.vlb.process();
         let parameterization = self.vlb.parameterization();
-        let (x_t, output) = noised_output(process, model, x0.clone(), t, noise.clone())?;
+        let ts = t.host(process.num_timesteps())?;
+        let ts: &Timesteps = &ts;
+        let (x_t, output) = noised_output(process, model, x0.clone(), ts, noise.clone())?;
         let (mean_part, var_part) = parameterization.split(output, &x_t)?;
         let target = parameterization
             .prediction
-            .target(process, x0.clone(), noise, t)?;
+            .target(process, x0.clone(), noise, ts)?;
         let mse = mean_flat((mean_part.clone() - target).square());
         let frozen = match var_part {
             Some(v) => Tensor::cat(vec![mean_part.detach(), v], 1),
             None => mean_part.detach(),
         };
         let scale = self.lambda * process.num_timesteps() as f64;
-        let vb = self.vlb.vb_terms(frozen, x0, x_t, t)?.bits_per_dim() * scale;
+        let vb = self.vlb.vb_terms(frozen, x0, x_t, ts)?.bits_per_dim() * scale;
         Ok(LossOutput {
             loss: mse.clone() + vb.clone(),
             terms: vec![("mse", mse), ("vb", vb)],

@@ -1,6 +1,6 @@
 //! The simplified objective: a weighted MSE on ε, x_0 or v (Ho et al. 2020, eq. 14).
 
-use burn::tensor::{Int, Tensor};
+use burn::tensor::Tensor;
 
 use crate::error;
 use crate::loss::base::{Loss, LossOutput, mean_flat, noised_output};
@@ -8,7 +8,7 @@ use crate::loss::weighting::Weighting;
 use crate::model::Denoiser;
 use crate::prediction::Prediction;
 use crate::process::{ForwardProcess, Posterior};
-use crate::schedule::{Timesteps, check_same_shape};
+use crate::schedule::{TimestepInput, Timesteps, check_same_shape};
 
 /// The simplified loss λ_t·‖target − output‖² (mean over dimensions), where the target is
 /// ε, x_0 or v and λ_t a [`Weighting`]:
@@ -92,12 +92,13 @@ impl<P: ForwardProcess + Posterior, const D: usize> Loss<D> for SimpleLoss<P> {
         &self,
         model: &M,
         x0: Tensor<D>,
-        t: &Tensor<1, Int>,
+        t: &impl TimestepInput,
         noise: Tensor<D>,
     ) -> error::Result<LossOutput> {
-        let ts = Timesteps::read(t, self.process.num_timesteps())?;
-        let (_, output) = noised_output(&self.process, model, x0.clone(), t, noise.clone())?;
-        let target = self.prediction.target(&self.process, x0, noise, t)?;
+        let ts = t.host(self.process.num_timesteps())?;
+        let ts: &Timesteps = &ts;
+        let (_, output) = noised_output(&self.process, model, x0.clone(), ts, noise.clone())?;
+        let target = self.prediction.target(&self.process, x0, noise, ts)?;
         check_same_shape("model output vs x0", &target, &output)?;
         let mse = mean_flat((output - target).square());
         let weight = ts.gather(&self.weights, &mse)?;

@@ -3,7 +3,7 @@
 use core::f64::consts::LN_2;
 
 use burn::config::Config;
-use burn::tensor::{Int, Tensor};
+use burn::tensor::Tensor;
 
 use crate::error;
 use crate::gaussian::{discretized_gaussian_log_likelihood, gaussian_log_likelihood, normal_kl};
@@ -11,7 +11,7 @@ use crate::loss::base::{Loss, LossOutput, mean_flat, noised_output};
 use crate::model::Denoiser;
 use crate::prediction::Parameterization;
 use crate::process::{ForwardProcess, Posterior};
-use crate::schedule::{check_same_shape, constant_timesteps};
+use crate::schedule::{TimestepInput, Timesteps, check_same_shape};
 
 /// The decoder p_θ(x_0 | x_1) of the bound's last term L_0.
 #[derive(Config, Debug, PartialEq, Eq, Copy)]
@@ -120,13 +120,15 @@ impl<P: ForwardProcess + Posterior> VlbLoss<P> {
         output: Tensor<D>,
         x0: Tensor<D>,
         x_t: Tensor<D>,
-        t: &Tensor<1, Int>,
+        t: &impl TimestepInput,
     ) -> error::Result<VbTerms<D>> {
         check_same_shape("x_t vs x0", &x0, &x_t)?;
-        let truth = self.process.q_posterior(x0.clone(), x_t.clone(), t)?;
+        let ts = t.host(self.process.num_timesteps())?;
+        let ts: &Timesteps = &ts;
+        let truth = self.process.q_posterior(x0.clone(), x_t.clone(), ts)?;
         let step = self
             .parameterization
-            .reverse_step(&self.process, output, x_t, t)?;
+            .reverse_step(&self.process, output, x_t, ts)?;
         let model = step.distribution;
         let kl = mean_flat(normal_kl(
             truth.mean,
@@ -139,7 +141,9 @@ impl<P: ForwardProcess + Posterior> VlbLoss<P> {
                 .log_likelihood(x0, model.mean, model.log_variance)?
                 .neg(),
         );
-        let at_zero = t.clone().equal_elem(0);
+        let at_zero = ts
+            .gather_map(|t| if t == 0 { 1.0 } else { 0.0 }, &kl)?
+            .equal_elem(1.0);
         Ok(VbTerms {
             nats: kl.mask_where(at_zero, nll),
             x0: step.x0,
@@ -157,7 +161,7 @@ impl<P: ForwardProcess + Posterior> VlbLoss<P> {
     /// A zero-sized batch dimension cannot occur here; the `Result` mirrors the other terms.
     pub fn prior_nats<const D: usize>(&self, x0: Tensor<D>) -> error::Result<Tensor<1>> {
         let last = self.process.num_timesteps() - 1;
-        let t = constant_timesteps(x0.dims()[0], last, &x0.device());
+        let t = Timesteps::constant(x0.dims()[0], last);
         let q = self.process.q_marginal(x0, &t)?;
         let zeros = q.mean.zeros_like();
         let log_variance = q.log_variance.expand(q.mean.shape());
@@ -180,11 +184,12 @@ impl<P: ForwardProcess + Posterior, const D: usize> Loss<D> for VlbLoss<P> {
         &self,
         model: &M,
         x0: Tensor<D>,
-        t: &Tensor<1, Int>,
+        t: &impl TimestepInput,
         noise: Tensor<D>,
     ) -> error::Result<LossOutput> {
-        let (x_t, output) = noised_output(&self.process, model, x0.clone(), t, noise)?;
-        let terms = self.vb_terms(output, x0, x_t, t)?;
+        let ts = t.host(self.process.num_timesteps())?;
+        let (x_t, output) = noised_output(&self.process, model, x0.clone(), &*ts, noise)?;
+        let terms = self.vb_terms(output, x0, x_t, &*ts)?;
         let bits = terms.bits_per_dim();
         let scale = if self.scale_by_num_timesteps {
             self.process.num_timesteps() as f64

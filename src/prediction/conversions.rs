@@ -16,11 +16,11 @@
 //! (a_{T−1} = 0), ε → x_0 divides by zero at the last step: use x_0- or v-prediction there.
 
 use burn::config::Config;
-use burn::tensor::{Int, Tensor};
+use burn::tensor::Tensor;
 
 use crate::error;
 use crate::process::ForwardProcess;
-use crate::schedule::{Timesteps, check_same_shape};
+use crate::schedule::{TimestepInput, Timesteps, check_same_shape};
 
 /// The quantity a denoising model is trained to output.
 ///
@@ -69,11 +69,11 @@ impl Prediction {
         &self,
         process: &P,
         x_t: Tensor<D>,
-        t: &Tensor<1, Int>,
+        t: &impl TimestepInput,
         output: Tensor<D>,
     ) -> error::Result<(Tensor<D>, Tensor<D>)> {
         check_same_shape("model output vs x_t", &x_t, &output)?;
-        let ts = Timesteps::read(t, process.num_timesteps())?;
+        let ts = t.host(process.num_timesteps())?;
         let (a, s) = (process.signal_scale(), process.noise_std());
         Ok(match self {
             Self::Epsilon => {
@@ -106,10 +106,10 @@ impl Prediction {
         process: &P,
         x0: Tensor<D>,
         eps: Tensor<D>,
-        t: &Tensor<1, Int>,
+        t: &impl TimestepInput,
     ) -> error::Result<Tensor<D>> {
         check_same_shape("eps vs x0", &x0, &eps)?;
-        let ts = Timesteps::read(t, process.num_timesteps())?;
+        let ts = t.host(process.num_timesteps())?;
         ts.check_batch(&x0)?;
         Ok(match self {
             Self::Epsilon => eps,
@@ -129,7 +129,7 @@ impl Prediction {
 pub fn x0_from_eps<P: ForwardProcess + ?Sized, const D: usize>(
     process: &P,
     x_t: Tensor<D>,
-    t: &Tensor<1, Int>,
+    t: &impl TimestepInput,
     eps: Tensor<D>,
 ) -> error::Result<Tensor<D>> {
     Ok(Prediction::Epsilon.to_x0_eps(process, x_t, t, eps)?.0)
@@ -142,7 +142,7 @@ pub fn x0_from_eps<P: ForwardProcess + ?Sized, const D: usize>(
 pub fn eps_from_x0<P: ForwardProcess + ?Sized, const D: usize>(
     process: &P,
     x_t: Tensor<D>,
-    t: &Tensor<1, Int>,
+    t: &impl TimestepInput,
     x0: Tensor<D>,
 ) -> error::Result<Tensor<D>> {
     Ok(Prediction::Sample.to_x0_eps(process, x_t, t, x0)?.1)
@@ -156,7 +156,7 @@ pub fn v_from_x0_eps<P: ForwardProcess + ?Sized, const D: usize>(
     process: &P,
     x0: Tensor<D>,
     eps: Tensor<D>,
-    t: &Tensor<1, Int>,
+    t: &impl TimestepInput,
 ) -> error::Result<Tensor<D>> {
     Prediction::Velocity.target(process, x0, eps, t)
 }

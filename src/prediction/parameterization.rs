@@ -1,13 +1,13 @@
 //! How a model's raw output parameterizes the reverse step p_θ(x_{t−1} | x_t).
 
 use burn::config::Config;
-use burn::tensor::{Int, Tensor};
+use burn::tensor::Tensor;
 
 use crate::error::{self, DiffusionError};
 use crate::gaussian::Gaussian;
 use crate::prediction::Prediction;
 use crate::process::Posterior;
-use crate::schedule::Timesteps;
+use crate::schedule::{TimestepInput, Timesteps};
 
 /// The reverse-process variance Σ_θ(x_t, t) = σ_t² I.
 ///
@@ -114,14 +114,16 @@ impl Parameterization {
         process: &P,
         output: Tensor<D>,
         x_t: Tensor<D>,
-        t: &Tensor<1, Int>,
+        t: &impl TimestepInput,
     ) -> error::Result<ReverseStep<D>> {
         let (mean_part, var_part) = self.split(output, &x_t)?;
+        let ts = t.host(process.num_timesteps())?;
+        let ts: &Timesteps = &ts;
         let (x0, eps) = self
             .prediction
-            .to_x0_eps(process, x_t.clone(), t, mean_part)?;
-        let posterior = process.q_posterior(x0.clone(), x_t.clone(), t)?;
-        let (variance, log_variance) = self.variance(process, &x_t, t, var_part)?;
+            .to_x0_eps(process, x_t.clone(), ts, mean_part)?;
+        let posterior = process.q_posterior(x0.clone(), x_t.clone(), ts)?;
+        let (variance, log_variance) = self.variance(process, &x_t, ts, var_part)?;
         Ok(ReverseStep {
             distribution: Gaussian {
                 mean: posterior.mean,
@@ -146,41 +148,39 @@ impl Parameterization {
         &self,
         process: &P,
         like: &Tensor<D>,
-        t: &Tensor<1, Int>,
+        t: &impl TimestepInput,
         var_part: Option<Tensor<D>>,
     ) -> error::Result<(Tensor<D>, Tensor<D>)> {
-        let ts = Timesteps::read(t, process.num_timesteps())?;
+        let ts = t.host(process.num_timesteps())?;
         let small = process.posterior_log_variance_clipped();
-        let large = large_log_variance(process);
         let log_variance = match var_part {
             Some(v) => {
                 let frac = (v + 1.0) * 0.5;
-                let max_log = ts.gather(&large_unclipped(process), like)?;
+                let max_log = ts.gather_map(|t| log_transition_variance(process, t), like)?;
                 let min_log = ts.gather(small, like)?;
                 frac.clone() * max_log + (frac.neg() + 1.0) * min_log
             }
-            None if self.variance == VarianceKind::FixedLarge => ts.gather(&large, like)?,
+            None if self.variance == VarianceKind::FixedLarge => {
+                ts.gather_map(|t| large_log_variance(process, t), like)?
+            }
             None => ts.gather(small, like)?,
         };
         Ok((log_variance.clone().exp(), log_variance))
     }
 }
 
-/// log d_t² (log β_t for DDPM): the upper end of the learned range.
-fn large_unclipped<P: Posterior + ?Sized>(process: &P) -> Vec<f64> {
-    process
-        .transition_variance()
-        .iter()
-        .map(|v| v.ln())
-        .collect()
+/// log d_t² (log β_t for DDPM): the upper end of the learned range. Computed for the
+/// batch's timesteps only, so no T-long table is built per call.
+fn log_transition_variance<P: Posterior + ?Sized>(process: &P, t: usize) -> f64 {
+    process.transition_variance()[t].ln()
 }
 
 /// log σ_t² of `FixedLarge`: log β_t, with log β̃_1 at t = 0 (improved-diffusion's
 /// `np.append(posterior_variance[1], betas[1:])`); log β_0 for a one-step process.
-fn large_log_variance<P: Posterior + ?Sized>(process: &P) -> Vec<f64> {
-    let mut table = large_unclipped(process);
-    if table.len() > 1 {
-        table[0] = process.posterior_variance()[1].ln();
+fn large_log_variance<P: Posterior + ?Sized>(process: &P, t: usize) -> f64 {
+    if t == 0 && process.num_timesteps() > 1 {
+        process.posterior_variance()[1].ln()
+    } else {
+        log_transition_variance(process, t)
     }
-    table
 }

@@ -1,11 +1,11 @@
 //! The `ForwardProcess` trait: the fixed noising chain q(x_{1:T} | x_0).
 
-use burn::tensor::{Int, Tensor};
+use burn::tensor::Tensor;
 
 use crate::error::Result;
 use crate::gaussian::Gaussian;
 use crate::noise::randn;
-use crate::schedule::{Timesteps, check_same_shape};
+use crate::schedule::{TimestepInput, check_same_shape};
 
 /// A Gaussian forward (noising) process described by four tables over `t = 0..T`:
 ///
@@ -21,7 +21,9 @@ use crate::schedule::{Timesteps, check_same_shape};
 /// d_t² = σ_t² − σ_{t−1}². At t = 0 the transition starts from the data: x_{−1} = x_0.
 ///
 /// Implementors give the tables; every tensor method is provided. Timesteps are one per
-/// example (`t`, shape `[N]`, 0-based) and are checked against `0..T`.
+/// example (`t`, shape `[N]`, 0-based) and are checked against `0..T`; they are host
+/// [`Timesteps`](crate::schedule::Timesteps) (no device read) or a `Tensor<1, Int>` read back once per call (see
+/// [`TimestepInput`]).
 pub trait ForwardProcess {
     /// Number of timesteps `T`.
     fn num_timesteps(&self) -> usize;
@@ -49,8 +51,12 @@ pub trait ForwardProcess {
     ///
     /// # Errors
     /// A timestep outside `0..T`, or `t`'s length not equal to `N`.
-    fn q_marginal<const D: usize>(&self, x0: Tensor<D>, t: &Tensor<1, Int>) -> Result<Gaussian<D>> {
-        let ts = Timesteps::read(t, self.num_timesteps())?;
+    fn q_marginal<const D: usize>(
+        &self,
+        x0: Tensor<D>,
+        t: &impl TimestepInput,
+    ) -> Result<Gaussian<D>> {
+        let ts = t.host(self.num_timesteps())?;
         let (a, s) = (self.signal_scale(), self.noise_std());
         Ok(Gaussian {
             mean: ts.gather(a, &x0)? * x0.clone(),
@@ -70,11 +76,11 @@ pub trait ForwardProcess {
     fn q_sample<const D: usize>(
         &self,
         x0: Tensor<D>,
-        t: &Tensor<1, Int>,
+        t: &impl TimestepInput,
         noise: Tensor<D>,
     ) -> Result<Tensor<D>> {
         check_same_shape("noise vs x0", &x0, &noise)?;
-        let ts = Timesteps::read(t, self.num_timesteps())?;
+        let ts = t.host(self.num_timesteps())?;
         let a = ts.gather(self.signal_scale(), &x0)?;
         let s = ts.gather(self.noise_std(), &x0)?;
         Ok(a * x0 + s * noise)
@@ -87,7 +93,7 @@ pub trait ForwardProcess {
     fn q_sample_seeded<const D: usize>(
         &self,
         x0: Tensor<D>,
-        t: &Tensor<1, Int>,
+        t: &impl TimestepInput,
         seed: u64,
     ) -> Result<Tensor<D>> {
         let noise = randn(x0.shape(), seed, &x0.device());
@@ -102,8 +108,12 @@ pub trait ForwardProcess {
     ///
     /// # Errors
     /// A timestep outside `0..T`, or a batch-size mismatch.
-    fn q_step<const D: usize>(&self, x_prev: Tensor<D>, t: &Tensor<1, Int>) -> Result<Gaussian<D>> {
-        let ts = Timesteps::read(t, self.num_timesteps())?;
+    fn q_step<const D: usize>(
+        &self,
+        x_prev: Tensor<D>,
+        t: &impl TimestepInput,
+    ) -> Result<Gaussian<D>> {
+        let ts = t.host(self.num_timesteps())?;
         let d2 = self.transition_variance();
         Ok(Gaussian {
             mean: ts.gather(self.transition_scale(), &x_prev)? * x_prev.clone(),
@@ -122,7 +132,7 @@ pub trait ForwardProcess {
     fn q_step_sample<const D: usize>(
         &self,
         x_prev: Tensor<D>,
-        t: &Tensor<1, Int>,
+        t: &impl TimestepInput,
         noise: Tensor<D>,
     ) -> Result<Tensor<D>> {
         check_same_shape("noise vs x_prev", &x_prev, &noise)?;

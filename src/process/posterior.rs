@@ -1,11 +1,11 @@
 //! The `Posterior` trait: q(x_{t−1} | x_t, x_0), the target of every reverse step.
 
-use burn::tensor::{Int, Tensor};
+use burn::tensor::Tensor;
 
 use crate::error::Result;
 use crate::gaussian::Gaussian;
 use crate::process::ForwardProcess;
-use crate::schedule::{Timesteps, check_same_shape};
+use crate::schedule::{TimestepInput, check_same_shape};
 
 /// The forward-process posterior q(x_{t−1} | x_t, x_0) = N(μ̃_t(x_t, x_0), β̃_t I)
 /// (Ho et al. 2020, eq. 6–7):
@@ -49,10 +49,10 @@ pub trait Posterior: ForwardProcess {
         &self,
         x0: Tensor<D>,
         x_t: Tensor<D>,
-        t: &Tensor<1, Int>,
+        t: &impl TimestepInput,
     ) -> Result<Gaussian<D>> {
         check_same_shape("x_t vs x0", &x0, &x_t)?;
-        let ts = Timesteps::read(t, self.num_timesteps())?;
+        let ts = t.host(self.num_timesteps())?;
         let coef1 = ts.gather(self.posterior_mean_coef1(), &x0)?;
         let coef2 = ts.gather(self.posterior_mean_coef2(), &x0)?;
         Ok(Gaussian {

@@ -1,11 +1,11 @@
 //! The `ReverseSampler` trait and the x̂_0 post-processing shared by the samplers.
 
-use burn::tensor::{Int, Tensor};
+use burn::tensor::Tensor;
 
 use crate::error::{self, DiffusionError};
 use crate::prediction::Prediction;
 use crate::process::ForwardProcess;
-use crate::schedule::{check_same_shape, constant_timesteps};
+use crate::schedule::{TimestepInput, Timesteps, check_same_shape};
 
 /// The result of one reverse step.
 #[derive(Debug, Clone)]
@@ -120,7 +120,7 @@ impl X0Options {
         &self,
         process: &P,
         x_t: Tensor<D>,
-        t: &Tensor<1, Int>,
+        t: &impl TimestepInput,
         output: Tensor<D>,
     ) -> error::Result<(Tensor<D>, Tensor<D>)> {
         let (x0, eps) = self.prediction.to_x0_eps(process, x_t, t, output)?;
@@ -140,7 +140,7 @@ impl X0Options {
         t: usize,
         output: Tensor<D>,
     ) -> error::Result<(Tensor<D>, Tensor<D>)> {
-        let tt = constant_timesteps(x_t.dims()[0], t, &x_t.device());
+        let tt = Timesteps::constant(x_t.dims()[0], t);
         self.x0_eps(process, x_t.clone(), &tt, output)
     }
 }

@@ -6,7 +6,7 @@ use crate::error;
 use crate::prediction::{Parameterization, VarianceKind};
 use crate::process::{ForwardProcess, Posterior};
 use crate::sampler::base::{ReverseSampler, StepOutput, X0Options, require_noise, visited};
-use crate::schedule::constant_timesteps;
+use crate::schedule::Timesteps;
 
 /// DDPM ancestral sampling (Ho et al. 2020, Algorithm 2): for t = T−1, …, 0,
 ///
@@ -79,7 +79,7 @@ impl<P: ForwardProcess + Posterior, const D: usize> ReverseSampler<D> for DdpmSa
         noise: Option<Tensor<D>>,
     ) -> error::Result<StepOutput<D>> {
         let t = visited(&self.timesteps, i)?;
-        let tt = constant_timesteps(x_t.dims()[0], t, &x_t.device());
+        let tt = Timesteps::constant(x_t.dims()[0], t);
         let parameterization = self.parameterization();
         let (mean_part, var_part) = parameterization.split(model_output, &x_t)?;
         let (x0, _) = self.x0.x0_eps(&self.process, x_t.clone(), &tt, mean_part)?;

@@ -13,4 +13,4 @@ pub use discrete::{DiscreteSchedule, ScheduleConfig};
 pub use noise_schedule::NoiseSchedule;
 pub use spacing::Spacing;
 pub(crate) use timesteps::check_same_shape;
-pub use timesteps::{Timesteps, constant_timesteps};
+pub use timesteps::{TimestepInput, Timesteps, constant_timesteps};

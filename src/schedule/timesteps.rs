@@ -1,15 +1,63 @@
 //! Per-example timesteps and the one helper that gathers a coefficient table at them.
 //!
-//! Schedules live on the host in `f64`. A batch of timesteps `t` (shape `[N]`) is read back
-//! once, checked against the number of timesteps, and every coefficient the caller needs is
+//! Schedules live on the host in `f64`, and so do timesteps that the host chose (a
+//! sampler's visits, a training step's draw): [`Timesteps`]. Timesteps given as a tensor
+//! `t` (shape `[N]`) are read back once, at the edge. Every coefficient the caller needs is
 //! then gathered from its table in `f64`, rounded once to the tensor's float type and
 //! uploaded already broadcast to `[N, 1, 1, ...]`, for a tensor of any rank.
 
-use burn::tensor::{Int, Tensor, TensorData};
+use std::borrow::Cow;
+
+use burn::tensor::{Device, Int, Tensor, TensorData};
 
 use crate::error::{DiffusionError, Result};
 
-/// A batch of validated 0-based timesteps, one per example, read from the device once.
+/// Timesteps as the math takes them (`t: &impl TimestepInput`): host [`Timesteps`], which
+/// cost no device read, or a `Tensor<1, Int>` of shape `[N]`, which is read back from its
+/// device once per call (see [`crate::host`]). Either is checked against `0..T`.
+///
+/// Sealed: implemented for [`Timesteps`] and `Tensor<1, Int>` only.
+pub trait TimestepInput: sealed::Sealed {
+    /// The timesteps on the host, checked against `0..num_timesteps`.
+    ///
+    /// # Errors
+    /// [`DiffusionError::TimestepOutOfRange`] for a timestep outside `0..num_timesteps`;
+    /// [`DiffusionError::TensorRead`] if a tensor cannot be read.
+    fn host(&self, num_timesteps: usize) -> Result<Cow<'_, Timesteps>>;
+
+    /// The timesteps as a `[N]` Int tensor on `device`, what a model is called with (an
+    /// upload for host timesteps; no read).
+    fn tensor(&self, device: &Device) -> Tensor<1, Int>;
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for super::Timesteps {}
+    impl Sealed for burn::tensor::Tensor<1, burn::tensor::Int> {}
+}
+
+impl TimestepInput for Timesteps {
+    fn host(&self, num_timesteps: usize) -> Result<Cow<'_, Timesteps>> {
+        self.check_range(num_timesteps)?;
+        Ok(Cow::Borrowed(self))
+    }
+
+    fn tensor(&self, device: &Device) -> Tensor<1, Int> {
+        self.to_tensor(device)
+    }
+}
+
+impl TimestepInput for Tensor<1, Int> {
+    fn host(&self, num_timesteps: usize) -> Result<Cow<'_, Timesteps>> {
+        Timesteps::read(self, num_timesteps).map(Cow::Owned)
+    }
+
+    fn tensor(&self, device: &Device) -> Tensor<1, Int> {
+        self.clone().to_device(device)
+    }
+}
+
+/// A batch of 0-based timesteps on the host, one per example.
 ///
 /// # Example
 /// ```
@@ -28,15 +76,46 @@ pub struct Timesteps {
 }
 
 impl Timesteps {
-    /// Reads `t` (shape `[N]`) and checks that every entry lies in `0..num_timesteps`.
+    /// Reads `t` (shape `[N]`) from its device (one read, see [`crate::host`]) and checks
+    /// that every entry lies in `0..num_timesteps`.
+    ///
+    /// # Errors
+    /// [`DiffusionError::TimestepOutOfRange`], or [`DiffusionError::TensorRead`] if the
+    /// tensor cannot be read.
     pub fn read(t: &Tensor<1, Int>, num_timesteps: usize) -> Result<Self> {
-        let raw = t
-            .try_to_vec_as::<i64>()
-            .map_err(|e| DiffusionError::TensorRead {
-                what: "timesteps",
-                reason: format!("{e:?}"),
-            })?;
+        let raw: Vec<i64> = crate::host::read_vec(t.clone(), "timesteps")?;
         Self::from_values(&raw, num_timesteps)
+    }
+
+    /// `n` copies of timestep `t` (a sampler's visit: every example at one timestep).
+    pub fn constant(n: usize, t: usize) -> Self {
+        Self { values: vec![t; n] }
+    }
+
+    /// Host timesteps as they are; they are checked against `0..T` where they are used.
+    pub fn new(values: Vec<usize>) -> Self {
+        Self { values }
+    }
+
+    /// Checks every timestep against `0..num_timesteps`.
+    ///
+    /// # Errors
+    /// [`DiffusionError::TimestepOutOfRange`] naming the first one outside.
+    pub fn check_range(&self, num_timesteps: usize) -> Result<()> {
+        match self.values.iter().position(|&t| t >= num_timesteps) {
+            Some(index) => Err(DiffusionError::TimestepOutOfRange {
+                timestep: i64::try_from(self.values[index]).unwrap_or(i64::MAX),
+                index,
+                num_timesteps,
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// The timesteps as a `[N]` Int tensor on `device` (an upload).
+    pub fn to_tensor(&self, device: &Device) -> Tensor<1, Int> {
+        let values: Vec<i64> = self.values.iter().map(|&t| t as i64).collect();
+        Tensor::from_data(TensorData::new(values, [self.values.len()]), device)
     }
 
     /// Checks host-side timesteps against `0..num_timesteps`.
@@ -134,8 +213,8 @@ impl Timesteps {
 }
 
 /// `n` copies of timestep `t` as a `[n]` Int tensor on `device`.
-pub fn constant_timesteps(n: usize, t: usize, device: &burn::tensor::Device) -> Tensor<1, Int> {
-    Tensor::from_data(TensorData::new(vec![t as i64; n], [n]), device)
+pub fn constant_timesteps(n: usize, t: usize, device: &Device) -> Tensor<1, Int> {
+    Timesteps::constant(n, t).to_tensor(device)
 }
 
 /// Checks that two tensors have the same shape.

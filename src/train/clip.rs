@@ -6,7 +6,8 @@ use burn::tensor::Tensor;
 
 /// Scales every gradient by min(1, max_norm / (‖g‖ + 10⁻⁶)), where ‖g‖ is the Euclidean
 /// norm of all of `model`'s gradients together (PyTorch's `clip_grad_norm_`, which DDPM's
-/// training uses with max_norm = 1). Returns ‖g‖ before clipping.
+/// training uses with max_norm = 1). Returns ‖g‖ before clipping (NaN if the device cannot
+/// be read: the norm is read back once, see [`crate::host`]).
 ///
 /// Burn's optimizers clip each tensor on its own; this is the global version.
 ///
@@ -24,7 +25,10 @@ pub fn clip_grad_norm<M: Module>(grads: &mut GradientsParams, model: &M, max_nor
     let mut squares = SumOfSquares { grads, total: None };
     model.visit(&mut squares);
     let norm = match squares.total {
-        Some(total) => f64::from(total.into_scalar::<f32>()).sqrt(),
+        // One device read (see `crate::host`); a device that cannot be read gives NaN.
+        Some(total) => crate::host::read_scalar(total, "gradient norm")
+            .unwrap_or(f64::NAN)
+            .sqrt(),
         None => return 0.0,
     };
     let scale = max_norm / (norm + 1e-6);

@@ -429,11 +429,11 @@ where
 mod tests {
     use super::*;
     use crate::data::Toy2d;
+    use crate::loss::{SimpleLoss, Weighting};
     use crate::model::MlpConfig;
     use crate::prediction::Prediction;
     use crate::process::VpProcess;
     use crate::schedule::ScheduleConfig;
-    use crate::loss::{SimpleLoss, Weighting};
 
     fn values<const D: usize>(x: Tensor<D>) -> Vec<f32> {
         x.try_into_vec_as::<f32>().unwrap()

@@ -206,7 +206,7 @@ where
         let seed = stream_seed(self.config.seed, step as u64, Stream::Step);
         self.device.seed(seed);
         let loss = self.loss.loss_seeded(&self.model, x0, seed)?.loss.mean();
-        let value = f64::from(loss.clone().into_scalar::<f32>());
+        let value = crate::host::read_scalar(loss.clone(), "loss")?;
         if !value.is_finite() {
             return Err(DiffusionError::NonFiniteLoss { step, value });
         }

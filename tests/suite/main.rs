@@ -4,6 +4,7 @@
 mod common;
 mod errors;
 mod examples;
+mod host_reads;
 mod losses;
 mod monte_carlo;
 mod oracle;
