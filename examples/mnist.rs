@@ -159,6 +159,7 @@ fn main() {
     let options = FitOptions {
         checkpoint_dir: Some(root),
         log_csv: Some(out.join("loss.csv")),
+        ..FitOptions::default()
     };
     let [c, h, w] = data.image_shape();
     let scale = (64 / h).max(1);
@@ -179,7 +180,7 @@ fn main() {
         let until = (trainer.step() / sample_every + 1) * sample_every;
         let bar = ConsoleProgress::new(steps, "train").continuing_after(trainer.step());
         let summary = exit_on_error(trainer.fit_with(&train_x, until.min(steps), &options, |s| {
-            bar.update(s.step, Some(s.loss))
+            bar.update(s.step, s.loss)
         }));
         bar.finish();
         let grid = draw(&trainer.ema_model(), 16, seed + 1);

@@ -115,9 +115,8 @@ fn main() {
         ..FitOptions::default()
     };
     let bar = ConsoleProgress::new(steps, "train");
-    let summary = exit_on_error(trainer.fit_with(&train, steps, &options, |s| {
-        bar.update(s.step, Some(s.loss))
-    }));
+    let summary =
+        exit_on_error(trainer.fit_with(&train, steps, &options, |s| bar.update(s.step, s.loss)));
     bar.finish();
     println!(
         "trained in {:.1} s ({:.0} steps/s), mean loss {:.4}",

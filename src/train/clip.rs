@@ -22,23 +22,31 @@ use burn::tensor::Tensor;
 /// assert_eq!(clip_grad_norm(&mut grads, &model, 1.0), 0.0);
 /// ```
 pub fn clip_grad_norm<M: Module>(grads: &mut GradientsParams, model: &M, max_norm: f64) -> f64 {
-    let mut squares = SumOfSquares { grads, total: None };
-    model.visit(&mut squares);
-    let norm = match squares.total {
+    match clip_grad_norm_on_device(grads, model, max_norm) {
         // One device read (see `crate::host`); a device that cannot be read gives NaN.
-        Some(total) => crate::host::read_scalar(total, "gradient norm")
-            .unwrap_or(f64::NAN)
-            .sqrt(),
-        None => return 0.0,
-    };
-    let scale = max_norm / (norm + 1e-6);
-    if scale < 1.0 {
-        model.visit(&mut ScaleGrads { grads, scale });
+        Some(norm) => crate::host::read_scalar(norm, "gradient norm").unwrap_or(f64::NAN),
+        None => 0.0,
     }
-    norm
 }
 
-/// Sums the squares of all gradients into one scalar tensor (one device read in all).
+/// [`clip_grad_norm`] without reading anything back: the norm stays on the device (shape
+/// `[1]`, `None` when `model` has no gradients) and the scale
+/// min(1, max_norm / (‖g‖ + 10⁻⁶)) is applied there, so the host need not wait for the
+/// backward pass.
+pub fn clip_grad_norm_on_device<M: Module>(
+    grads: &mut GradientsParams,
+    model: &M,
+    max_norm: f64,
+) -> Option<Tensor<1>> {
+    let mut squares = SumOfSquares { grads, total: None };
+    model.visit(&mut squares);
+    let norm = squares.total?.sqrt();
+    let scale = ((norm.clone() + 1e-6).recip() * max_norm).clamp_max(1.0);
+    model.visit(&mut ScaleGrads { grads, scale });
+    Some(norm)
+}
+
+/// Sums the squares of all gradients into one `[1]` tensor.
 struct SumOfSquares<'a> {
     grads: &'a GradientsParams,
     total: Option<Tensor<1>>,
@@ -56,16 +64,17 @@ impl ModuleVisitor for SumOfSquares<'_> {
     }
 }
 
-/// Multiplies every gradient by `scale`.
+/// Multiplies every gradient by the one-element `scale`.
 struct ScaleGrads<'a> {
     grads: &'a mut GradientsParams,
-    scale: f64,
+    scale: Tensor<1>,
 }
 
 impl ModuleVisitor for ScaleGrads<'_> {
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
         if let Some(grad) = self.grads.remove::<D>(param.id) {
-            self.grads.register(param.id, grad * self.scale);
+            let scale: Tensor<D> = self.scale.clone().to_device(&grad.device()).reshape([1; D]);
+            self.grads.register(param.id, grad * scale);
         }
     }
 }

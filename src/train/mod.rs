@@ -11,7 +11,7 @@ mod learner;
 mod trainer;
 
 pub use checkpoint::{Checkpoint, CheckpointState};
-pub use clip::clip_grad_norm;
+pub use clip::{clip_grad_norm, clip_grad_norm_on_device};
 pub use config::TrainConfig;
 pub use ema::Ema;
 #[cfg(feature = "train")]

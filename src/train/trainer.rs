@@ -9,7 +9,7 @@ use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
 use super::checkpoint::{self, Checkpoint, CheckpointState};
-use super::clip::clip_grad_norm;
+use super::clip::clip_grad_norm_on_device;
 use super::config::TrainConfig;
 use super::ema::Ema;
 use crate::error::{self, DiffusionError};
@@ -22,23 +22,44 @@ use crate::noise::SeededRng;
 pub struct StepStats {
     /// Steps completed, this one included (1-based).
     pub step: usize,
-    /// Mean loss of the batch.
-    pub loss: f64,
+    /// Mean loss of the batch, on the steps that read it back from the device
+    /// ([`FitOptions::log_every`]; `None` on the others).
+    pub loss: Option<f64>,
     /// Learning rate used.
     pub learning_rate: f64,
-    /// Global gradient norm before clipping (`None` without clipping).
+    /// Global gradient norm before clipping, on the steps that read the loss (`None` on
+    /// the others and without clipping).
     pub grad_norm: Option<f64>,
     /// EMA decay used.
     pub ema_decay: f64,
 }
 
-/// Where [`Trainer::fit`] writes.
-#[derive(Debug, Clone, Default)]
+/// Where [`Trainer::fit`] writes, and how often it reads the loss back from the device.
+#[derive(Debug, Clone)]
 pub struct FitOptions {
     /// Root of the checkpoints (see [`Checkpoint`]); `None`: no checkpoints.
     pub checkpoint_dir: Option<PathBuf>,
-    /// CSV log, one row per step: `step,loss,learning_rate,grad_norm,ema_decay`.
+    /// CSV log, one row per step that reads its loss (every step with the default
+    /// `log_every = 1`): `step,loss,learning_rate,grad_norm,ema_decay`.
     pub log_csv: Option<PathBuf>,
+    /// Read the loss and the gradient norm back from the device every this many steps (at
+    /// least 1; default 1): to log them and to check that the loss is finite. The steps in
+    /// between make no device read, so the host can queue work ahead of a GPU; a NaN loss
+    /// then goes unseen for at most `log_every − 1` steps, and never into a checkpoint
+    /// (the steps that write one, and the last step of each `fit`, read too). It does
+    /// not change what is computed: the weights are the same for every `log_every`.
+    pub log_every: usize,
+}
+
+impl Default for FitOptions {
+    /// No checkpoints, no CSV log, the loss read every step.
+    fn default() -> Self {
+        Self {
+            checkpoint_dir: None,
+            log_csv: None,
+            log_every: 1,
+        }
+    }
 }
 
 /// Trains a [`Denoiser`] with a [`Loss`]: AdamW (ε = 10⁻⁸, as DDPM) with linear warmup,
@@ -96,7 +117,8 @@ where
 pub struct FitSummary {
     /// Steps taken by this call.
     pub steps: usize,
-    /// Mean of their losses.
+    /// Mean of the losses read back (every [`FitOptions::log_every`] steps, the
+    /// checkpoint steps and the last step; every step with the default `log_every = 1`).
     pub mean_loss: f64,
     /// Wall-clock seconds.
     pub seconds: f64,
@@ -185,12 +207,20 @@ where
         self.ema.model().clone()
     }
 
-    /// One optimizer step on a batch of `data` (all training examples, `[N, ...]`).
+    /// One optimizer step on a batch of `data` (all training examples, `[N, ...]`), which
+    /// reads its loss and gradient norm back from the device (two reads; see
+    /// [`Trainer::fit`] for steps that read only every [`FitOptions::log_every`]).
     ///
     /// # Errors
     /// [`DiffusionError::InvalidConfig`] if `N < batch_size`; the loss's errors (shapes);
     /// [`DiffusionError::NonFiniteLoss`] if the loss is NaN or infinite.
     pub fn train_step(&mut self, data: &Tensor<D>) -> error::Result<StepStats> {
+        self.step_reading(data, true)
+    }
+
+    /// One optimizer step; with `read`, the loss is read back and checked, and so is the
+    /// gradient norm; without, the step makes no device-to-host read.
+    fn step_reading(&mut self, data: &Tensor<D>, read: bool) -> error::Result<StepStats> {
         let step = self.step;
         let indices = batch_indices(
             data.dims()[0],
@@ -206,15 +236,22 @@ where
         let seed = stream_seed(self.config.seed, step as u64, Stream::Step);
         self.device.seed(seed);
         let loss = self.loss.loss_seeded(&self.model, x0, seed)?.loss.mean();
-        let value = crate::host::read_scalar(loss.clone(), "loss")?;
-        if !value.is_finite() {
+        let value = match read {
+            true => Some(crate::host::read_scalar(loss.clone(), "loss")?),
+            false => None,
+        };
+        if let Some(value) = value.filter(|v| !v.is_finite()) {
             return Err(DiffusionError::NonFiniteLoss { step, value });
         }
         let mut grads = GradientsParams::from_grads(loss.backward(), &self.model);
-        let grad_norm = self
+        let norm = self
             .config
             .grad_clip_norm
-            .map(|max| clip_grad_norm(&mut grads, &self.model, max));
+            .and_then(|max| clip_grad_norm_on_device(&mut grads, &self.model, max));
+        let grad_norm = match (norm, read) {
+            (Some(norm), true) => Some(crate::host::read_scalar(norm, "gradient norm")?),
+            _ => None,
+        };
         let learning_rate = self.config.learning_rate_at(step);
         self.model = self
             .optimizer
@@ -235,12 +272,19 @@ where
     /// as `options` say. Call it again with a later step to continue (e.g. to write samples
     /// in between). [`Trainer::fit_with`] also reports every step to a callback.
     ///
+    /// Device reads: a step reads its loss and gradient norm back (two reads, to log them
+    /// and check that the loss is finite) every [`FitOptions::log_every`] steps, at the
+    /// steps that write a checkpoint and at `until_step`; the other steps read nothing, so
+    /// on a GPU the host queues work ahead of the device. A NaN loss goes unseen for at
+    /// most `log_every − 1` steps and is caught before any checkpoint is written.
+    ///
     /// A CSV log that already holds rows beyond the current step (a run that crashed after
     /// its last checkpoint) is cut back to the current step first, so a resumed run's log
     /// has every step once.
     ///
     /// # Errors
-    /// [`DiffusionError::InvalidConfig`] if `until_step` exceeds `config.steps`; the errors
+    /// [`DiffusionError::InvalidConfig`] if `until_step` exceeds `config.steps` or
+    /// `options.log_every` is 0; the errors
     /// of [`Trainer::train_step`]; [`DiffusionError::Checkpoint`] and
     /// [`DiffusionError::Data`] for files that cannot be written.
     pub fn fit(
@@ -271,13 +315,17 @@ where
     /// let data = Toy2d::TwoMoons.sample_tensor(256, 0, &device);
     ///
     /// let bar = ConsoleProgress::new(10, "train").continuing_after(trainer.step());
-    /// let mut losses = Vec::new();
-    /// trainer.fit_with(&data, 10, &FitOptions::default(), |s| {
-    ///     bar.update(s.step, Some(s.loss));
-    ///     losses.push(s.loss);
+    /// // Read the loss back every 4 steps only (and at the last step).
+    /// let options = FitOptions { log_every: 4, ..FitOptions::default() };
+    /// let mut logged = Vec::new();
+    /// trainer.fit_with(&data, 10, &options, |s| {
+    ///     bar.update(s.step, s.loss);
+    ///     if s.loss.is_some() {
+    ///         logged.push(s.step);
+    ///     }
     /// })?;
     /// bar.finish();
-    /// assert_eq!(losses.len(), 10);
+    /// assert_eq!(logged, [4, 8, 10]);
     /// # Ok::<(), burn_diffusion::DiffusionError>(())
     /// ```
     ///
@@ -297,31 +345,43 @@ where
                 format!("must not exceed config.steps = {}", self.config.steps),
             ));
         }
+        if options.log_every == 0 {
+            return Err(DiffusionError::config("log_every", 0, "must be at least 1"));
+        }
         let mut log = match &options.log_csv {
             Some(path) => Some(CsvLog::open(path, self.step)?),
             None => None,
         };
         let start = Instant::now();
         let first = self.step;
-        let mut total = 0.0;
+        let (mut total, mut read_steps) = (0.0, 0usize);
         while self.step < until_step {
-            let stats = self.train_step(data)?;
-            total += stats.loss;
-            if let Some(log) = &mut log {
-                log.write(&stats)?;
+            let next = self.step + 1;
+            let every = self.config.checkpoint_every;
+            let checkpoint = options
+                .checkpoint_dir
+                .as_ref()
+                .filter(|_| (every > 0 && next.is_multiple_of(every)) || next == until_step);
+            let read = next.is_multiple_of(options.log_every)
+                || checkpoint.is_some()
+                || next == until_step;
+            let stats = self.step_reading(data, read)?;
+            if let Some(loss) = stats.loss {
+                total += loss;
+                read_steps += 1;
+                if let Some(log) = &mut log {
+                    log.write(&stats, loss)?;
+                }
             }
             on_step(&stats);
-            let every = self.config.checkpoint_every;
-            let due = every > 0 && stats.step.is_multiple_of(every);
-            if let (true, Some(dir)) = (due || self.step == until_step, &options.checkpoint_dir) {
+            if let Some(dir) = checkpoint {
                 self.save_checkpoint(dir)?;
             }
         }
-        let steps = self.step - first;
         Ok(FitSummary {
-            steps,
-            mean_loss: if steps > 0 {
-                total / steps as f64
+            steps: self.step - first,
+            mean_loss: if read_steps > 0 {
+                total / read_steps as f64
             } else {
                 f64::NAN
             },
@@ -423,12 +483,13 @@ impl CsvLog {
         })
     }
 
-    fn write(&mut self, s: &StepStats) -> error::Result<()> {
+    /// One row: the step's statistics with its (read) `loss`.
+    fn write(&mut self, s: &StepStats, loss: f64) -> error::Result<()> {
         let norm = s.grad_norm.map(|n| n.to_string()).unwrap_or_default();
         writeln!(
             self.file,
             "{},{},{},{},{}",
-            s.step, s.loss, s.learning_rate, norm, s.ema_decay
+            s.step, loss, s.learning_rate, norm, s.ema_decay
         )
         .map_err(|e| DiffusionError::data(&self.path, e.to_string()))
     }

@@ -6,13 +6,13 @@ use burn::tensor::{Device, Int, Tensor};
 use burn_diffusion::data::Toy2d;
 use burn_diffusion::host::device_reads;
 use burn_diffusion::loss::{Decoder, SimpleLoss, VlbLoss, Weighting};
-use burn_diffusion::model::MlpConfig;
+use burn_diffusion::model::{Mlp, MlpConfig};
 use burn_diffusion::prediction::{Parameterization, Prediction, VarianceKind};
 use burn_diffusion::process::VpProcess;
 use burn_diffusion::sampler::{DdimSampler, DdpmSampler, SampleOptions, sample_from_noise};
 use burn_diffusion::schedule::{ScheduleConfig, Spacing};
 use burn_diffusion::train::{FitOptions, TrainConfig, Trainer};
-use burn_diffusion::{Loss, Result};
+use burn_diffusion::{Denoiser, Loss, Result};
 
 /// The reads that `f` makes on this thread, and its result.
 fn reads<T>(f: impl FnOnce() -> T) -> (u64, T) {
@@ -88,19 +88,47 @@ fn losses_at_host_timesteps_read_nothing_and_tensor_timesteps_once() -> Result<(
     Ok(())
 }
 
-#[test]
-fn a_training_step_reads_its_loss_and_its_gradient_norm() -> Result<()> {
-    // Today's count, pinned so that it can only go down: the loss is read every step (for
-    // the non-finite check and the log) and so is the global gradient norm (for clipping).
+/// Device reads of 20 training steps with `log_every`, the steps that logged a loss, and
+/// the trained model's output on a fixed input.
+fn training_reads(model: Mlp, log_every: usize) -> Result<(u64, Vec<usize>, Vec<f32>)> {
     let device = Device::flex();
     let process = VpProcess::new(ScheduleConfig::new().with_num_timesteps(100).init()?);
     let loss = SimpleLoss::new(process, Prediction::Epsilon, Weighting::Uniform)?;
     let config = TrainConfig::new(20)
         .with_batch_size(32)
         .with_grad_clip_norm(Some(1.0));
-    let mut trainer = Trainer::new(config, MlpConfig::new(2).init(&device)?, loss, &device)?;
+    let mut trainer = Trainer::new(config, model, loss, &device)?;
     let data = Toy2d::TwoMoons.sample_tensor(256, 0, &device);
-    let (count, summary) = reads(|| trainer.fit(&data, 20, &FitOptions::default()));
-    assert_eq!((count, summary?.steps), (2 * 20, 20));
+    let mut logged = Vec::new();
+    let (count, summary) = reads(|| {
+        let options = FitOptions {
+            log_every,
+            ..FitOptions::default()
+        };
+        trainer.fit_with(&data, 20, &options, |s| {
+            if s.loss.is_some() {
+                logged.push(s.step);
+            }
+        })
+    });
+    assert_eq!(summary?.steps, 20);
+    let probe = Toy2d::TwoMoons.sample_tensor(8, 9, &device);
+    let t = Tensor::<1, Int>::from_data([50i64; 8], &device);
+    let output = trainer.ema_model().denoise(probe, t, None);
+    Ok((count, logged, output.try_into_vec_as::<f32>().unwrap()))
+}
+
+#[test]
+fn training_steps_read_only_when_they_log() -> Result<()> {
+    // A logging step reads its loss and its global gradient norm: two reads.
+    // One initialization for both runs (a model's initial weights are not seeded).
+    let model = MlpConfig::new(2).init(&Device::flex())?;
+    let (count, logged, every_step) = training_reads(model.clone(), 1)?;
+    assert_eq!((count, logged.len()), (2 * 20, 20), "log_every = 1");
+    // With log_every = 10, steps 10 and 20 read, the 18 others read nothing; what is
+    // computed is the same.
+    let (count, logged, sparse) = training_reads(model, 10)?;
+    assert_eq!((count, logged), (2 * 2, vec![10, 20]), "log_every = 10");
+    assert_eq!(every_step, sparse, "the weights do not depend on log_every");
     Ok(())
 }

@@ -68,6 +68,7 @@ fn options(dir: &Path) -> FitOptions {
     FitOptions {
         checkpoint_dir: Some(dir.join("checkpoints")),
         log_csv: Some(dir.join("log.csv")),
+        log_every: 1,
     }
 }
 
@@ -337,4 +338,34 @@ fn training_lowers_the_held_out_loss() {
         mean > 5.0 * se,
         "the loss must drop by more than 5 standard errors"
     );
+}
+
+#[test]
+fn with_sparse_logging_a_nan_is_caught_before_any_checkpoint_holds_it() {
+    // log_every = 4 reads the loss at steps 4, 8, …, and at every checkpoint step (here
+    // every 2): the NaN of step 1 (0-based index 0) is seen at step 2, before the
+    // checkpoint of step 2 is written.
+    let device = Device::flex();
+    let dir = scratch("sparse-nan");
+    let config = config(8).with_checkpoint_every(2);
+    let model = MlpConfig::new(2).init(&device).unwrap();
+    let mut trainer = Trainer::new(config, model, loss(), &device).unwrap();
+    let nan = Tensor::<2>::full([32, 2], f32::NAN, &device);
+    let sparse = FitOptions {
+        log_every: 4,
+        ..options(&dir)
+    };
+    let err = trainer.fit(&nan, 8, &sparse).unwrap_err();
+    assert!(
+        matches!(err, DiffusionError::NonFiniteLoss { step: 1, .. }),
+        "{err}"
+    );
+    assert!(
+        Checkpoint::latest(dir.join("checkpoints"))
+            .unwrap()
+            .is_none()
+    );
+    let log = std::fs::read_to_string(dir.join("log.csv")).unwrap();
+    assert_eq!(log.lines().count(), 1, "only the header: {log}");
+    std::fs::remove_dir_all(dir).unwrap();
 }
