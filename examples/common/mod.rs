@@ -80,6 +80,7 @@ pub fn sample_with<M: Denoiser<D>, const D: usize>(
     let options = SampleOptions {
         seed,
         keep_trajectory: false,
+        ..SampleOptions::default()
     };
     let bar = ConsoleProgress::new(steps, sampler.name());
     let progress = |done: usize, _total: usize| bar.update(done, None);

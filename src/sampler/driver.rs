@@ -1,6 +1,6 @@
 //! Running a sampler from noise to data.
 
-use burn::tensor::{Device, Shape, Tensor};
+use burn::tensor::{Device, Distribution, Shape, Tensor};
 
 use crate::error;
 use crate::model::Denoiser;
@@ -22,10 +22,30 @@ pub struct SampleOutput<const D: usize> {
 /// Options of [`sample`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct SampleOptions {
-    /// Seed of the per-step noise (step i draws with `seed + 1 + i`).
+    /// Seed of the per-step noise (with [`NoiseSource::Host`], step i draws with
+    /// `seed + 1 + i`).
     pub seed: u64,
     /// Keep the trajectory and the predicted x̂_0 of every step.
     pub keep_trajectory: bool,
+    /// Where the per-step noise comes from.
+    pub noise: NoiseSource,
+}
+
+/// Where the sampling loop draws each step's standard normal noise.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum NoiseSource {
+    /// The crate's seeded host generator ([`randn`]), uploaded at each step that needs
+    /// noise: the same numbers on every device and backend, so a seed gives the same
+    /// samples on a CPU and a GPU (up to the backends' arithmetic). The default.
+    #[default]
+    Host,
+    /// Burn's random tensors, generated on the device after `device.seed(seed + 1)` at the
+    /// start of [`sample`] (and x_T of [`sample_from_noise`] after `device.seed(seed)`):
+    /// no host generator and no upload, the fast path on a GPU. The
+    /// numbers differ from `Host`'s and from one backend to another; a run is reproducible
+    /// on one backend only while nothing else in the process draws from Burn's generator
+    /// (its seed is process-global: other threads initializing models, dropout).
+    Device,
 }
 
 /// Runs `sampler` with `model` from the given x_T: at visit i, the model is called at the
@@ -72,15 +92,21 @@ pub fn sample<S: ReverseSampler<D>, M: Denoiser<D>, const D: usize>(
     if options.keep_trajectory {
         trajectory.push(x.clone());
     }
+    if options.noise == NoiseSource::Device {
+        device.seed(options.seed.wrapping_add(1));
+    }
     for i in 0..total {
         let t = constant_timesteps(n, sampler.model_timestep(i), &device);
         let output = model.denoise(x.clone(), t, None);
-        let noise = sampler.needs_noise(i).then(|| {
-            randn(
+        let noise = sampler.needs_noise(i).then(|| match options.noise {
+            NoiseSource::Host => randn(
                 shape.clone(),
                 options.seed.wrapping_add(1 + i as u64),
                 &device,
-            )
+            ),
+            NoiseSource::Device => {
+                Tensor::random(shape.clone(), Distribution::Normal(0.0, 1.0), &device)
+            }
         });
         let step = sampler.step(&mut state, i, x, output, noise)?;
         x = step.x_prev;
@@ -97,7 +123,8 @@ pub fn sample<S: ReverseSampler<D>, M: Denoiser<D>, const D: usize>(
     })
 }
 
-/// [`sample`] from x_T ~ N(0, I) of `shape`, drawn with `options.seed`.
+/// [`sample`] from x_T ~ N(0, I) of `shape`, drawn with `options.seed` (from the source of
+/// `options.noise`).
 ///
 /// # Errors
 /// As [`sample`].
@@ -109,7 +136,13 @@ pub fn sample_from_noise<S: ReverseSampler<D>, M: Denoiser<D>, const D: usize>(
     options: SampleOptions,
     progress: impl FnMut(usize, usize),
 ) -> error::Result<SampleOutput<D>> {
-    let x_t = randn(shape, options.seed, device);
+    let x_t = match options.noise {
+        NoiseSource::Host => randn(shape, options.seed, device),
+        NoiseSource::Device => {
+            device.seed(options.seed);
+            Tensor::random(shape, Distribution::Normal(0.0, 1.0), device)
+        }
+    };
     sample(sampler, model, x_t, options, progress)
 }
 

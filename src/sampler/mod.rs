@@ -13,5 +13,5 @@ pub use continuous::{EulerMaruyamaSampler, HeunSampler, HeunState};
 pub use ddim::DdimSampler;
 pub use ddpm::DdpmSampler;
 pub use dpm_solver::{DpmSolverSampler, DpmSolverState};
-pub use driver::{Guided, SampleOptions, SampleOutput, sample, sample_from_noise};
+pub use driver::{Guided, NoiseSource, SampleOptions, SampleOutput, sample, sample_from_noise};
 pub use langevin::AnnealedLangevinSampler;

@@ -8,7 +8,8 @@ use burn_diffusion::{
     prediction::VarianceKind,
     process::VpProcess,
     sampler::{
-        DdimSampler, DdpmSampler, Guided, SampleOptions, X0Options, sample, sample_from_noise,
+        DdimSampler, DdpmSampler, Guided, NoiseSource, SampleOptions, X0Options, sample,
+        sample_from_noise,
     },
     schedule::{ScheduleConfig, Spacing, Timesteps},
 };
@@ -229,6 +230,7 @@ impl<S: ReverseSampler<2>> ReverseSamplerDyn for S {
         let options = SampleOptions {
             seed,
             keep_trajectory: false,
+            ..SampleOptions::default()
         };
         values(
             sample_from_noise(self, &model, [n, 1], device, options, |_, _| {})
@@ -264,6 +266,7 @@ fn ddim_eta_zero_is_deterministic() {
                     SampleOptions {
                         seed,
                         keep_trajectory: false,
+                        ..SampleOptions::default()
                     },
                     |_, _| {},
                 )
@@ -828,6 +831,7 @@ fn check_ode_sde_samplers(m: f64, s: f64, near_data: bool) {
             SampleOptions {
                 seed: 3,
                 keep_trajectory: false,
+                ..SampleOptions::default()
             },
             |_, _| {},
         )
@@ -909,6 +913,7 @@ fn driver_progress_trajectory_and_timestep_errors() {
     let options = SampleOptions {
         seed: 1,
         keep_trajectory: true,
+        ..SampleOptions::default()
     };
     let out = sample(
         &heun,
@@ -1008,5 +1013,42 @@ fn ddpm_learned_variance_spans_the_fixed_ones() {
                 1e-6,
             );
         }
+    });
+}
+
+#[test]
+fn device_noise_has_the_distribution_of_host_noise() {
+    // DDIM with η = 1 and a model that predicts zero noise: the sample is a fixed linear
+    // map of x_T and every step's noise, N(0, c²) with the same c whichever source draws
+    // the noise. 20,000 values estimate the variance to ±1% (one sd).
+    on_each_device(|device| {
+        let process = VpProcess::new(ScheduleConfig::new().init().unwrap());
+        let ddim = DdimSampler::with_spacing(
+            process,
+            &Spacing::Linspace { steps: 10 },
+            1.0,
+            X0Options::default(),
+        )
+        .unwrap();
+        let model = |x_t: Tensor<2>, _t: Tensor<1, Int>| x_t.zeros_like();
+        let run = |noise: NoiseSource| {
+            let options = SampleOptions {
+                seed: 5,
+                noise,
+                ..SampleOptions::default()
+            };
+            let out = sample_from_noise(&ddim, &model, [20_000, 1], device, options, |_, _| {});
+            values(out.unwrap().sample)
+        };
+        let (host, on_device) = (run(NoiseSource::Host), run(NoiseSource::Device));
+        assert_ne!(host, on_device, "the two sources draw different numbers");
+        let ((m_host, v_host), (m_dev, v_dev)) = (moments(&host), moments(&on_device));
+        let sd = v_host.sqrt();
+        assert!(
+            v_host > 1.0,
+            "the map scales the noise up (1/a_t'), variance {v_host}"
+        );
+        assert!(m_host.abs() < 5.0 * sd / 141.4 && m_dev.abs() < 5.0 * sd / 141.4);
+        assert!((v_dev / v_host - 1.0).abs() < 0.05, "{v_dev} vs {v_host}");
     });
 }
