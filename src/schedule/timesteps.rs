@@ -190,7 +190,8 @@ impl Timesteps {
     }
 
     /// `f(t_i)` for every example, computed in `f64` on the host, shaped like
-    /// [`Timesteps::gather`]'s output (`f` is called only with the validated timesteps).
+    /// [`Timesteps::gather`]'s output (`f` is called with each timestep as it is: the math
+    /// functions check them against `0..T` first, see [`TimestepInput::host`]).
     /// For coefficients that combine several tables
     /// (`1/√ᾱ_t`, `√(1/ᾱ_t − 1)`, ...), so that they are rounded to the tensor's float
     /// type once, not once per factor.
@@ -252,6 +253,35 @@ mod tests {
         let m = ts.gather_map(|t| t as f64 * 0.5, &like3).unwrap();
         assert_eq!(m.dims(), [2, 1, 1]);
         assert_eq!(m.try_into_vec_as::<f32>().unwrap(), vec![1.0, 0.0]);
+    }
+
+    #[test]
+    fn host_timesteps_are_checked_where_they_are_used() {
+        let device = Device::flex();
+        let ts = Timesteps::new(vec![3, 10, 2]);
+        let e = ts.host(10).unwrap_err();
+        assert!(matches!(
+            e,
+            DiffusionError::TimestepOutOfRange {
+                timestep: 10,
+                index: 1,
+                num_timesteps: 10
+            }
+        ));
+        assert_eq!(ts.host(11).unwrap().as_slice(), &[3, 10, 2]);
+        // The tensor form reads back to the same values and is checked the same way.
+        let t = ts.tensor(&device);
+        assert_eq!(t.host(11).unwrap().as_slice(), &[3, 10, 2]);
+        assert!(t.host(10).is_err());
+        // An empty batch is a valid (empty) batch.
+        assert!(Timesteps::constant(0, 5).host(6).unwrap().is_empty());
+        // In the math, a host batch of the wrong length is a shape error, not a panic.
+        use crate::process::{ForwardProcess, VpProcess};
+        let process = VpProcess::new(crate::schedule::ScheduleConfig::new().init().unwrap());
+        let x0 = Tensor::<2>::zeros([2, 3], &device);
+        let noise = x0.clone();
+        let e = process.q_sample(x0, &Timesteps::new(vec![1, 2, 3]), noise);
+        assert!(matches!(e, Err(DiffusionError::ShapeMismatch { .. })));
     }
 
     #[test]
