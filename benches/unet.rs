@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use burn::module::Module;
 use burn::optim::{AdamWConfig, GradientsParams};
-use burn::tensor::{Device, Int, Tensor};
+use burn::tensor::{Int, Tensor};
 use burn_diffusion::{
     Denoiser, Loss,
     loss::{SimpleLoss, Weighting, uniform_timesteps},
@@ -28,6 +28,10 @@ use burn_diffusion::{
     schedule::ScheduleConfig,
 };
 use criterion::{Criterion, criterion_group, criterion_main};
+
+#[path = "common/mod.rs"]
+mod common;
+use common::devices;
 
 /// The system allocator, counting live bytes and their peak.
 struct PeakAlloc;
@@ -64,20 +68,6 @@ fn peak_bytes<T>(f: impl FnOnce() -> T) -> (T, usize) {
 const BATCH: usize = 32;
 const STEPS: usize = 1000;
 
-#[allow(deprecated)] // NdArray is deprecated in Burn 0.22 but still benchmarked.
-fn devices() -> Vec<(&'static str, Device)> {
-    let wanted = std::env::var("BENCH_DEVICES").unwrap_or_else(|_| "flex,ndarray".into());
-    let mut out = Vec::new();
-    for name in wanted.split(',') {
-        match name.trim() {
-            "flex" => out.push(("flex", Device::flex())),
-            "ndarray" => out.push(("ndarray", Device::ndarray())),
-            other => eprintln!("unknown device {other:?} ignored"),
-        }
-    }
-    out
-}
-
 fn forward(model: &UNet, x: &Tensor<4>, t: &Tensor<1, Int>) -> Vec<f32> {
     let out = model.denoise(x.clone(), t.clone(), None);
     out.try_into_vec_as::<f32>().expect("readable output")
@@ -92,7 +82,7 @@ fn bench_unet(c: &mut Criterion) {
         .sample_size(10)
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(10));
-    for (name, device) in devices() {
+    for (name, device) in devices("flex,ndarray") {
         let model = config.init(&device).expect("unet");
         println!("UNetConfig::mnist(): {} parameters", model.num_params());
         let x = randn::<4>([BATCH, 1, 28, 28], 1, &device);

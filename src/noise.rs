@@ -24,7 +24,7 @@ impl SeededRng {
 
     /// The next 64 uniformly distributed bits.
     pub fn next_u64(&mut self) -> u64 {
-        self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        self.state = self.state.wrapping_add(GAMMA);
         let mut z = self.state;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
@@ -61,17 +61,55 @@ impl SeededRng {
 
     /// `n` independent standard normal draws (Box–Muller).
     pub fn standard_normals(&mut self, n: usize) -> Vec<f64> {
-        let mut out = Vec::with_capacity(n + 1);
-        while out.len() < n {
-            let radius = (-2.0 * self.next_open01().ln()).sqrt();
-            let angle = core::f64::consts::TAU * self.next_open01();
-            out.push(radius * angle.cos());
-            out.push(radius * angle.sin());
+        self.normals(n, |v| v)
+    }
+
+    /// `n` standard normals converted by `convert`: the Box–Muller pair `p` uses the
+    /// stream's draws `2p` and `2p + 1`. SplitMix64's state after `k` draws is
+    /// `seed + k·γ`, so long outputs are filled by several threads from their own
+    /// offsets, with the very numbers one thread would give.
+    fn normals<T: Copy + Default + Send>(&mut self, n: usize, convert: fn(f64) -> T) -> Vec<T> {
+        let pairs = n.div_ceil(2);
+        let mut out = vec![T::default(); n];
+        let threads = if n < PARALLEL_MIN {
+            1
+        } else {
+            std::thread::available_parallelism().map_or(1, |p| p.get().min(MAX_THREADS))
+        };
+        let chunk = 2 * pairs.div_ceil(threads);
+        let start = self.state;
+        let fill = |c: usize, part: &mut [T]| {
+            let mut rng =
+                SeededRng::new(start.wrapping_add(((c * chunk) as u64).wrapping_mul(GAMMA)));
+            for pair in part.chunks_mut(2) {
+                let radius = (-2.0 * rng.next_open01().ln()).sqrt();
+                let angle = core::f64::consts::TAU * rng.next_open01();
+                pair[0] = convert(radius * angle.cos());
+                if let Some(second) = pair.get_mut(1) {
+                    *second = convert(radius * angle.sin());
+                }
+            }
+        };
+        if threads == 1 {
+            fill(0, &mut out);
+        } else {
+            std::thread::scope(|scope| {
+                for (c, part) in out.chunks_mut(chunk).enumerate() {
+                    scope.spawn(move || fill(c, part));
+                }
+            });
         }
-        out.truncate(n);
+        self.state = start.wrapping_add((2 * pairs as u64).wrapping_mul(GAMMA));
         out
     }
 }
+
+/// SplitMix64's increment γ (the golden ratio's fraction, as 64 bits).
+const GAMMA: u64 = 0x9E37_79B9_7F4A_7C15;
+/// Below this many normals one thread is faster than spawning others.
+const PARALLEL_MIN: usize = 1 << 15;
+/// At most this many threads fill one output.
+const MAX_THREADS: usize = 8;
 
 /// A tensor of independent N(0, 1) draws, fixed by `seed` whatever the device.
 ///
@@ -90,11 +128,7 @@ impl SeededRng {
 /// ```
 pub fn randn<const D: usize>(shape: impl Into<Shape>, seed: u64, device: &Device) -> Tensor<D> {
     let shape = shape.into();
-    let values: Vec<f32> = SeededRng::new(seed)
-        .standard_normals(shape.num_elements())
-        .into_iter()
-        .map(|v| v as f32)
-        .collect();
+    let values: Vec<f32> = SeededRng::new(seed).normals(shape.num_elements(), |v| v as f32);
     Tensor::from_data(TensorData::new(values, shape), device)
 }
 
@@ -114,6 +148,26 @@ mod tests {
         assert!(mean.abs() < 0.011, "mean {mean}");
         assert!((var - 1.0).abs() < 0.016, "variance {var}");
         assert!((kurt - 3.0).abs() < 0.055, "kurtosis {kurt}");
+    }
+
+    /// The threaded fill gives exactly the one-thread stream, and leaves the generator
+    /// where the one-thread loop would.
+    #[test]
+    fn threaded_normals_are_the_sequential_stream() {
+        for n in [PARALLEL_MIN + 1, 3 * PARALLEL_MIN + 7] {
+            let mut rng = SeededRng::new(11);
+            let mut reference = Vec::with_capacity(n + 1);
+            while reference.len() < n {
+                let radius = (-2.0 * rng.next_open01().ln()).sqrt();
+                let angle = core::f64::consts::TAU * rng.next_open01();
+                reference.push(radius * angle.cos());
+                reference.push(radius * angle.sin());
+            }
+            reference.truncate(n);
+            let mut threaded = SeededRng::new(11);
+            assert_eq!(threaded.standard_normals(n), reference, "n = {n}");
+            assert_eq!(threaded, rng, "state after n = {n}");
+        }
     }
 
     #[test]

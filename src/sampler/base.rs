@@ -5,6 +5,7 @@ use burn::tensor::Tensor;
 use crate::error::{self, DiffusionError};
 use crate::prediction::Prediction;
 use crate::process::ForwardProcess;
+use crate::sampler::Visits;
 use crate::schedule::{TimestepInput, Timesteps, check_same_shape};
 
 /// The result of one reverse step.
@@ -21,16 +22,26 @@ pub struct StepOutput<const D: usize> {
 /// A sampler holds no per-batch state: methods that need memory across steps (multistep
 /// solvers) keep it in an explicit [`ReverseSampler::State`], so one sampler serves any
 /// batch in any thread. [`crate::sampler::sample`] runs the whole chain.
+///
+/// To write one: keep a validated [`Visits`] (it checks the grid and maps visits to
+/// timesteps), return it from [`ReverseSampler::visits`], and write the step's math.
 pub trait ReverseSampler<const D: usize> {
     /// State carried from one step to the next (`()` for one-step methods).
     type State: Default;
 
-    /// The process timesteps visited, in visiting order (descending).
-    fn timesteps(&self) -> &[usize];
+    /// The visited timesteps and the model timestep of each visit.
+    fn visits(&self) -> &Visits;
+
+    /// The process timesteps visited, in visiting order (non-increasing).
+    fn timesteps(&self) -> &[usize] {
+        self.visits().timesteps()
+    }
 
     /// The training timestep to call the model with at visit `i` (for
     /// `i < timesteps().len()`, as [`crate::sampler::sample`] calls it).
-    fn model_timestep(&self, i: usize) -> usize;
+    fn model_timestep(&self, i: usize) -> usize {
+        self.visits().model_timestep(i)
+    }
 
     /// Whether step `i` draws noise (so that the driver draws it only when needed).
     fn needs_noise(&self, i: usize) -> bool;
@@ -163,50 +174,6 @@ fn dynamic_threshold<const D: usize>(x0: Tensor<D>, th: DynamicThreshold) -> Ten
     shape[0] = n as i64;
     let s: Tensor<D> = s.reshape(shape).expand(x0.shape());
     x0.min_pair(s.clone()).max_pair(s.clone().neg()) / s
-}
-
-/// Decreasing, in-range, non-empty timesteps, or an error naming the problem.
-pub(crate) fn check_timesteps<P: ForwardProcess + ?Sized>(
-    process: &P,
-    timesteps: &[usize],
-) -> error::Result<()> {
-    if timesteps.is_empty() {
-        return Err(DiffusionError::config(
-            "timesteps",
-            "[]",
-            "at least one timestep is needed",
-        ));
-    }
-    if let Some(w) = timesteps.windows(2).find(|w| w[0] <= w[1]) {
-        return Err(DiffusionError::config(
-            "timesteps",
-            format!("{timesteps:?}"),
-            format!("must be strictly decreasing ({} then {})", w[0], w[1]),
-        ));
-    }
-    if let Some((index, &t)) = timesteps
-        .iter()
-        .enumerate()
-        .find(|(_, t)| **t >= process.num_timesteps())
-    {
-        return Err(DiffusionError::TimestepOutOfRange {
-            timestep: t as i64,
-            index,
-            num_timesteps: process.num_timesteps(),
-        });
-    }
-    Ok(())
-}
-
-/// The timestep of visit `i`, or an error when `i` is past the last visit.
-pub(crate) fn visited(timesteps: &[usize], i: usize) -> error::Result<usize> {
-    timesteps.get(i).copied().ok_or_else(|| {
-        DiffusionError::config(
-            "step index",
-            i,
-            format!("must be below {}", timesteps.len()),
-        )
-    })
 }
 
 /// The step's noise, checked against `x_t`'s shape, or an error when it is missing.

@@ -5,9 +5,8 @@ use burn::tensor::Tensor;
 
 use crate::error::{self, DiffusionError};
 use crate::process::ForwardProcess;
-use crate::sampler::base::{
-    ReverseSampler, StepOutput, X0Options, check_timesteps, require_noise, visited,
-};
+use crate::sampler::Visits;
+use crate::sampler::base::{ReverseSampler, StepOutput, X0Options, require_noise};
 use crate::schedule::Spacing;
 
 /// The forward chain seen as an SDE in units of one discrete step: with
@@ -24,12 +23,6 @@ fn rates<P: ForwardProcess>(process: &P, t: usize) -> (f64, f64, f64) {
         process.transition_variance()[t],
         process.noise_std()[t],
     )
-}
-
-fn decreasing(spacing: &Spacing, num_timesteps: usize) -> error::Result<Vec<usize>> {
-    let mut timesteps = spacing.timesteps(num_timesteps)?;
-    timesteps.reverse();
-    Ok(timesteps)
 }
 
 /// The score-equivalent drift term, d²·∇log p = −d²·ε̂/s_t, from a model output.
@@ -57,7 +50,7 @@ fn score_term<P: ForwardProcess, const D: usize>(
 #[derive(Debug, Clone)]
 pub struct EulerMaruyamaSampler<P> {
     process: P,
-    timesteps: Vec<usize>,
+    visits: Visits,
     x0: X0Options,
 }
 
@@ -68,34 +61,29 @@ impl<P: ForwardProcess> EulerMaruyamaSampler<P> {
     /// As [`Spacing::timesteps`]; an invalid dynamic threshold.
     pub fn new(process: P, spacing: &Spacing, x0: X0Options) -> error::Result<Self> {
         x0.validate()?;
-        let timesteps = decreasing(spacing, process.num_timesteps())?;
-        check_timesteps(&process, &timesteps)?;
         Ok(Self {
+            visits: Visits::spaced(&process, spacing)?,
             process,
-            timesteps,
             x0,
         })
     }
 
-    fn h(&self, i: usize) -> f64 {
-        let next = self.timesteps.get(i + 1).map_or(-1, |t| *t as i64);
-        (self.timesteps[i] as i64 - next) as f64
+    /// The step length from visit `i` (at `t`) to the next timestep, or to −1 (the data).
+    fn h(&self, i: usize, t: usize) -> f64 {
+        let next = self.visits.next(i).map_or(-1, |t| t as i64);
+        (t as i64 - next) as f64
     }
 }
 
 impl<P: ForwardProcess, const D: usize> ReverseSampler<D> for EulerMaruyamaSampler<P> {
     type State = ();
 
-    fn timesteps(&self) -> &[usize] {
-        &self.timesteps
-    }
-
-    fn model_timestep(&self, i: usize) -> usize {
-        self.process.model_timestep(self.timesteps[i])
+    fn visits(&self) -> &Visits {
+        &self.visits
     }
 
     fn needs_noise(&self, i: usize) -> bool {
-        i < self.timesteps.len()
+        i < self.visits.len()
     }
 
     fn step(
@@ -106,10 +94,10 @@ impl<P: ForwardProcess, const D: usize> ReverseSampler<D> for EulerMaruyamaSampl
         model_output: Tensor<D>,
         noise: Option<Tensor<D>>,
     ) -> error::Result<StepOutput<D>> {
-        let t = visited(&self.timesteps, i)?;
+        let t = self.visits.get(i)?;
         let (score, x0) = score_term(&self.process, &self.x0, t, &x_t, model_output)?;
         let (shrink, d2, _) = rates(&self.process, t);
-        let h = self.h(i);
+        let h = self.h(i, t);
         let noise = require_noise(noise, &x_t, i, t)?;
         let x_prev = x_t.clone() + (x_t * shrink + score) * h + noise * (h * d2).sqrt();
         Ok(StepOutput { x_prev, x0 })
@@ -131,10 +119,10 @@ impl<P: ForwardProcess, const D: usize> ReverseSampler<D> for EulerMaruyamaSampl
 pub struct HeunSampler<P> {
     process: P,
     /// The distinct timesteps, decreasing.
-    grid: Vec<usize>,
-    /// Visits: (grid index, is corrector).
-    visits: Vec<(usize, bool)>,
-    visit_timesteps: Vec<usize>,
+    grid: Visits,
+    /// Per visit: (grid index, is corrector).
+    roles: Vec<(usize, bool)>,
+    visits: Visits,
     x0: X0Options,
 }
 
@@ -151,19 +139,18 @@ impl<P: ForwardProcess> HeunSampler<P> {
     /// As [`Spacing::timesteps`]; an invalid dynamic threshold.
     pub fn new(process: P, spacing: &Spacing, x0: X0Options) -> error::Result<Self> {
         x0.validate()?;
-        let grid = decreasing(spacing, process.num_timesteps())?;
-        check_timesteps(&process, &grid)?;
-        let mut visits = vec![(0, false)];
+        let grid = Visits::spaced(&process, spacing)?;
+        let mut roles = vec![(0, false)];
         for k in 1..grid.len() {
-            visits.push((k, true));
-            visits.push((k, false));
+            roles.push((k, true));
+            roles.push((k, false));
         }
-        let visit_timesteps = visits.iter().map(|(k, _)| grid[*k]).collect();
+        let timesteps = roles.iter().map(|(k, _)| grid.timesteps()[*k]).collect();
         Ok(Self {
+            visits: Visits::with_repeats(&process, timesteps)?,
             process,
             grid,
-            visits,
-            visit_timesteps,
+            roles,
             x0,
         })
     }
@@ -183,12 +170,8 @@ impl<P: ForwardProcess> HeunSampler<P> {
 impl<P: ForwardProcess, const D: usize> ReverseSampler<D> for HeunSampler<P> {
     type State = HeunState<D>;
 
-    fn timesteps(&self) -> &[usize] {
-        &self.visit_timesteps
-    }
-
-    fn model_timestep(&self, i: usize) -> usize {
-        self.process.model_timestep(self.visit_timesteps[i])
+    fn visits(&self) -> &Visits {
+        &self.visits
     }
 
     fn needs_noise(&self, _i: usize) -> bool {
@@ -203,14 +186,8 @@ impl<P: ForwardProcess, const D: usize> ReverseSampler<D> for HeunSampler<P> {
         model_output: Tensor<D>,
         _noise: Option<Tensor<D>>,
     ) -> error::Result<StepOutput<D>> {
-        let &(k, corrector) = self.visits.get(i).ok_or_else(|| {
-            DiffusionError::config(
-                "step index",
-                i,
-                format!("must be below {}", self.visits.len()),
-            )
-        })?;
-        let t = self.grid[k];
+        let t = self.visits.get(i)?;
+        let (k, corrector) = self.roles[i];
         let (f, x0) = self.drift(t, x_t.clone(), model_output)?;
         if corrector {
             let (x_start, f_start) = state.pending.take().ok_or_else(|| {
@@ -220,14 +197,14 @@ impl<P: ForwardProcess, const D: usize> ReverseSampler<D> for HeunSampler<P> {
                     "a corrector visit must follow its predictor",
                 )
             })?;
-            let h = (self.grid[k - 1] - t) as f64;
+            let h = (self.grid.timesteps()[k - 1] - t) as f64;
             return Ok(StepOutput {
                 x_prev: x_start + (f_start + f) * (0.5 * h),
                 x0,
             });
         }
-        match self.grid.get(k + 1) {
-            Some(&next) => {
+        match self.grid.next(k) {
+            Some(next) => {
                 let h = (t - next) as f64;
                 let x_trial = x_t.clone() + f.clone() * h;
                 state.pending = Some((x_t, f));

@@ -4,9 +4,8 @@ use burn::tensor::Tensor;
 
 use crate::error::{self, DiffusionError};
 use crate::process::ForwardProcess;
-use crate::sampler::base::{
-    ReverseSampler, StepOutput, X0Options, check_timesteps, require_noise, visited,
-};
+use crate::sampler::Visits;
+use crate::sampler::base::{ReverseSampler, StepOutput, X0Options, require_noise};
 use crate::schedule::Spacing;
 
 /// DDIM (Song et al. 2021, eq. 12) on any decreasing subsequence of timesteps t → t':
@@ -28,7 +27,7 @@ use crate::schedule::Spacing;
 #[derive(Debug, Clone)]
 pub struct DdimSampler<P> {
     process: P,
-    timesteps: Vec<usize>,
+    visits: Visits,
     eta: f64,
     x0: X0Options,
 }
@@ -48,10 +47,9 @@ impl<P: ForwardProcess> DdimSampler<P> {
                 "must be finite and >= 0",
             ));
         }
-        check_timesteps(&process, &timesteps)?;
         Ok(Self {
+            visits: Visits::new(&process, timesteps)?,
             process,
-            timesteps,
             eta,
             x0,
         })
@@ -67,22 +65,21 @@ impl<P: ForwardProcess> DdimSampler<P> {
         eta: f64,
         x0: X0Options,
     ) -> error::Result<Self> {
-        let mut timesteps = spacing.timesteps(process.num_timesteps())?;
-        timesteps.reverse();
-        Self::new(process, timesteps, eta, x0)
+        let visits = Visits::spaced(&process, spacing)?;
+        Self::new(process, visits.timesteps().to_vec(), eta, x0)
     }
 
     /// (a, s) at the step after visit `i`: the next visited timestep, or (1, 0) at the end.
     fn next_scales(&self, i: usize) -> (f64, f64) {
-        match self.timesteps.get(i + 1) {
-            Some(&t) => (self.process.signal_scale()[t], self.process.noise_std()[t]),
+        match self.visits.next(i) {
+            Some(t) => (self.process.signal_scale()[t], self.process.noise_std()[t]),
             None => (1.0, 0.0),
         }
     }
 
     /// σ of the step after visit `i`.
     fn sigma(&self, i: usize) -> f64 {
-        let t = self.timesteps[i];
+        let t = self.visits.timesteps()[i];
         let (a, s) = (self.process.signal_scale()[t], self.process.noise_std()[t]);
         let (a_next, s_next) = self.next_scales(i);
         let var = s_next * s_next * (s * s - (a / a_next).powi(2) * s_next * s_next) / (s * s);
@@ -93,16 +90,12 @@ impl<P: ForwardProcess> DdimSampler<P> {
 impl<P: ForwardProcess, const D: usize> ReverseSampler<D> for DdimSampler<P> {
     type State = ();
 
-    fn timesteps(&self) -> &[usize] {
-        &self.timesteps
-    }
-
-    fn model_timestep(&self, i: usize) -> usize {
-        self.process.model_timestep(self.timesteps[i])
+    fn visits(&self) -> &Visits {
+        &self.visits
     }
 
     fn needs_noise(&self, i: usize) -> bool {
-        i < self.timesteps.len() && self.sigma(i) > 0.0
+        i < self.visits.len() && self.sigma(i) > 0.0
     }
 
     fn step(
@@ -113,7 +106,7 @@ impl<P: ForwardProcess, const D: usize> ReverseSampler<D> for DdimSampler<P> {
         model_output: Tensor<D>,
         noise: Option<Tensor<D>>,
     ) -> error::Result<StepOutput<D>> {
-        let t = visited(&self.timesteps, i)?;
+        let t = self.visits.get(i)?;
         let (x0, eps) = self.x0.x0_eps_at(&self.process, &x_t, t, model_output)?;
         let (a_next, s_next) = self.next_scales(i);
         let sigma = self.sigma(i);

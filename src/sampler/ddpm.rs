@@ -5,7 +5,8 @@ use burn::tensor::Tensor;
 use crate::error;
 use crate::prediction::{Parameterization, VarianceKind};
 use crate::process::{ForwardProcess, Posterior};
-use crate::sampler::base::{ReverseSampler, StepOutput, X0Options, require_noise, visited};
+use crate::sampler::Visits;
+use crate::sampler::base::{ReverseSampler, StepOutput, X0Options, require_noise};
 use crate::schedule::Timesteps;
 
 /// DDPM ancestral sampling (Ho et al. 2020, Algorithm 2): for t = T−1, …, 0,
@@ -28,7 +29,7 @@ pub struct DdpmSampler<P> {
     process: P,
     variance: VarianceKind,
     x0: X0Options,
-    timesteps: Vec<usize>,
+    visits: Visits,
 }
 
 impl<P: ForwardProcess + Posterior> DdpmSampler<P> {
@@ -38,12 +39,11 @@ impl<P: ForwardProcess + Posterior> DdpmSampler<P> {
     /// An invalid dynamic threshold.
     pub fn new(process: P, variance: VarianceKind, x0: X0Options) -> error::Result<Self> {
         x0.validate()?;
-        let timesteps = (0..process.num_timesteps()).rev().collect();
         Ok(Self {
+            visits: Visits::every(&process),
             process,
             variance,
             x0,
-            timesteps,
         })
     }
 
@@ -58,16 +58,12 @@ impl<P: ForwardProcess + Posterior> DdpmSampler<P> {
 impl<P: ForwardProcess + Posterior, const D: usize> ReverseSampler<D> for DdpmSampler<P> {
     type State = ();
 
-    fn timesteps(&self) -> &[usize] {
-        &self.timesteps
-    }
-
-    fn model_timestep(&self, i: usize) -> usize {
-        self.process.model_timestep(self.timesteps[i])
+    fn visits(&self) -> &Visits {
+        &self.visits
     }
 
     fn needs_noise(&self, i: usize) -> bool {
-        self.timesteps.get(i).is_some_and(|t| *t > 0)
+        self.visits.get(i).is_ok_and(|t| t > 0)
     }
 
     fn step(
@@ -78,7 +74,7 @@ impl<P: ForwardProcess + Posterior, const D: usize> ReverseSampler<D> for DdpmSa
         model_output: Tensor<D>,
         noise: Option<Tensor<D>>,
     ) -> error::Result<StepOutput<D>> {
-        let t = visited(&self.timesteps, i)?;
+        let t = self.visits.get(i)?;
         let tt = Timesteps::constant(x_t.dims()[0], t);
         let parameterization = self.parameterization();
         let (mean_part, var_part) = parameterization.split(model_output, &x_t)?;

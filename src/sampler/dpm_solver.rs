@@ -4,7 +4,8 @@ use burn::tensor::Tensor;
 
 use crate::error;
 use crate::process::ForwardProcess;
-use crate::sampler::base::{ReverseSampler, StepOutput, X0Options, check_timesteps, visited};
+use crate::sampler::Visits;
+use crate::sampler::base::{ReverseSampler, StepOutput, X0Options};
 use crate::schedule::Spacing;
 
 /// DPM-Solver++(2M): a second-order multistep solver of the probability-flow ODE in its
@@ -24,7 +25,7 @@ use crate::schedule::Spacing;
 #[derive(Debug, Clone)]
 pub struct DpmSolverSampler<P> {
     process: P,
-    timesteps: Vec<usize>,
+    visits: Visits,
     x0: X0Options,
 }
 
@@ -41,9 +42,8 @@ impl<P: ForwardProcess> DpmSolverSampler<P> {
     /// # Errors
     /// As [`Spacing::timesteps`]; an invalid dynamic threshold.
     pub fn new(process: P, spacing: &Spacing, x0: X0Options) -> error::Result<Self> {
-        let mut timesteps = spacing.timesteps(process.num_timesteps())?;
-        timesteps.reverse();
-        Self::with_timesteps(process, timesteps, x0)
+        let visits = Visits::spaced(&process, spacing)?;
+        Self::with_timesteps(process, visits.timesteps().to_vec(), x0)
     }
 
     /// diffusers' default grid for `steps` steps: linspace(0, T − 1, steps + 1) rounded,
@@ -66,10 +66,9 @@ impl<P: ForwardProcess> DpmSolverSampler<P> {
     /// Empty, not strictly decreasing or out-of-range timesteps; an invalid threshold.
     pub fn with_timesteps(process: P, timesteps: Vec<usize>, x0: X0Options) -> error::Result<Self> {
         x0.validate()?;
-        check_timesteps(&process, &timesteps)?;
         Ok(Self {
+            visits: Visits::new(&process, timesteps)?,
             process,
-            timesteps,
             x0,
         })
     }
@@ -82,12 +81,8 @@ impl<P: ForwardProcess> DpmSolverSampler<P> {
 impl<P: ForwardProcess, const D: usize> ReverseSampler<D> for DpmSolverSampler<P> {
     type State = DpmSolverState<D>;
 
-    fn timesteps(&self) -> &[usize] {
-        &self.timesteps
-    }
-
-    fn model_timestep(&self, i: usize) -> usize {
-        self.process.model_timestep(self.timesteps[i])
+    fn visits(&self) -> &Visits {
+        &self.visits
     }
 
     fn needs_noise(&self, _i: usize) -> bool {
@@ -102,9 +97,9 @@ impl<P: ForwardProcess, const D: usize> ReverseSampler<D> for DpmSolverSampler<P
         model_output: Tensor<D>,
         _noise: Option<Tensor<D>>,
     ) -> error::Result<StepOutput<D>> {
-        let t = visited(&self.timesteps, i)?;
+        let t = self.visits.get(i)?;
         let (x0, _) = self.x0.x0_eps_at(&self.process, &x_t, t, model_output)?;
-        let Some(&next) = self.timesteps.get(i + 1) else {
+        let Some(next) = self.visits.next(i) else {
             state.previous = None;
             return Ok(StepOutput {
                 x_prev: x0.clone(),

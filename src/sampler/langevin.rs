@@ -4,7 +4,8 @@ use burn::tensor::Tensor;
 
 use crate::error::{self, DiffusionError};
 use crate::process::ForwardProcess;
-use crate::sampler::base::{ReverseSampler, StepOutput, X0Options, require_noise, visited};
+use crate::sampler::Visits;
+use crate::sampler::base::{ReverseSampler, StepOutput, X0Options, require_noise};
 
 /// Annealed Langevin dynamics for noise-conditional score models (Song & Ermon 2019,
 /// Algorithm 1), meant for the variance-exploding process ([`crate::process::VeProcess`]): for
@@ -23,7 +24,7 @@ use crate::sampler::base::{ReverseSampler, StepOutput, X0Options, require_noise,
 pub struct AnnealedLangevinSampler<P> {
     process: P,
     step_size: f64,
-    visits: Vec<usize>,
+    visits: Visits,
     denoise_last: bool,
     x0: X0Options,
 }
@@ -57,13 +58,15 @@ impl<P: ForwardProcess> AnnealedLangevinSampler<P> {
                 "must be finite and positive",
             ));
         }
-        let mut visits: Vec<usize> = (0..process.num_timesteps())
-            .rev()
-            .flat_map(|t| core::iter::repeat_n(t, steps_per_level))
+        let mut levels: Vec<usize> = Visits::every(&process)
+            .timesteps()
+            .iter()
+            .flat_map(|t| core::iter::repeat_n(*t, steps_per_level))
             .collect();
         if denoise_last {
-            visits.push(0);
+            levels.push(0);
         }
+        let visits = Visits::with_repeats(&process, levels)?;
         Ok(Self {
             process,
             step_size,
@@ -81,12 +84,8 @@ impl<P: ForwardProcess> AnnealedLangevinSampler<P> {
 impl<P: ForwardProcess, const D: usize> ReverseSampler<D> for AnnealedLangevinSampler<P> {
     type State = ();
 
-    fn timesteps(&self) -> &[usize] {
+    fn visits(&self) -> &Visits {
         &self.visits
-    }
-
-    fn model_timestep(&self, i: usize) -> usize {
-        self.process.model_timestep(self.visits[i])
     }
 
     fn needs_noise(&self, i: usize) -> bool {
@@ -101,7 +100,7 @@ impl<P: ForwardProcess, const D: usize> ReverseSampler<D> for AnnealedLangevinSa
         model_output: Tensor<D>,
         noise: Option<Tensor<D>>,
     ) -> error::Result<StepOutput<D>> {
-        let t = visited(&self.visits, i)?;
+        let t = self.visits.get(i)?;
         let (x0, eps) = self.x0.x0_eps_at(&self.process, &x_t, t, model_output)?;
         let sigma = self.process.noise_std()[t];
         if self.is_denoise(i) {

@@ -7,6 +7,7 @@ mod ddpm;
 mod dpm_solver;
 mod driver;
 mod langevin;
+mod visits;
 
 pub use base::{DynamicThreshold, ReverseSampler, StepOutput, X0Options};
 pub use continuous::{EulerMaruyamaSampler, HeunSampler, HeunState};
@@ -15,3 +16,4 @@ pub use ddpm::DdpmSampler;
 pub use dpm_solver::{DpmSolverSampler, DpmSolverState};
 pub use driver::{Guided, NoiseSource, SampleOptions, SampleOutput, sample, sample_from_noise};
 pub use langevin::AnnealedLangevinSampler;
+pub use visits::Visits;

@@ -174,18 +174,7 @@ impl Timesteps {
     /// [`DiffusionError::ShapeMismatch`] if `like`'s first dimension is not `N`;
     /// [`DiffusionError::TimestepOutOfRange`] if `table` is shorter than a timestep needs.
     pub fn gather<const D: usize>(&self, table: &[f64], like: &Tensor<D>) -> Result<Tensor<D>> {
-        if let Some((index, &t)) = self
-            .values
-            .iter()
-            .enumerate()
-            .find(|(_, t)| **t >= table.len())
-        {
-            return Err(DiffusionError::TimestepOutOfRange {
-                timestep: t as i64,
-                index,
-                num_timesteps: table.len(),
-            });
-        }
+        self.check_range(table.len())?;
         self.gather_map(|t| table[t], like)
     }
 

@@ -5,11 +5,21 @@ use std::collections::HashMap;
 
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
-/// The CPU devices the whole suite runs on. Every device-level test iterates over this
-/// list, so adding a device here extends the entire suite.
+/// The devices the whole suite runs on, Flex first. Every device-level test iterates over
+/// this list, so adding a device here extends the entire suite.
+///
+/// Built with the `wgpu` feature and run with `BURN_DIFFUSION_TEST_WGPU=1`, the list also
+/// has the default wgpu device (`.ci/test-wgpu` runs it on Mesa's lavapipe).
 #[allow(deprecated)] // NdArray is deprecated in Burn 0.22 but still a supported backend.
 pub fn devices() -> Vec<(&'static str, Device)> {
-    vec![("flex", Device::flex()), ("ndarray", Device::ndarray())]
+    #[allow(unused_mut)]
+    let mut devices = vec![("flex", Device::flex()), ("ndarray", Device::ndarray())];
+    #[cfg(feature = "wgpu")]
+    if std::env::var_os("BURN_DIFFUSION_TEST_WGPU").is_some() {
+        let kind = burn::tensor::DeviceKind::DefaultDevice;
+        devices.push(("wgpu", Device::wgpu(kind)));
+    }
+    devices
 }
 
 /// Runs `check` once per device of [`devices`], naming the device on failure.

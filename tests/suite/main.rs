@@ -2,6 +2,7 @@
 //! (see `common::devices`).
 
 mod common;
+mod cross_device;
 mod errors;
 mod examples;
 mod host_reads;
