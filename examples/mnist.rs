@@ -138,9 +138,6 @@ fn main() {
         .with_ema_decay(0.999)
         .with_checkpoint_every(sample_every)
         .with_seed(seed);
-    exit_on_error(std::fs::create_dir_all(&out));
-    exit_on_error(unet.save(out.join(UNET_CONFIG)));
-    exit_on_error(schedule_config.save(out.join(SCHEDULE_CONFIG)));
     let root = out.join("checkpoints");
     let mut trainer = exit_on_error(Trainer::new(config, model, loss, &device));
     if let Some(checkpoint) = exit_on_error(Checkpoint::latest(&root)) {
@@ -151,6 +148,10 @@ fn main() {
             checkpoint.dir().display()
         );
     }
+    // Written only once a resume (if any) was accepted: a refused run leaves `out` as it was.
+    exit_on_error(std::fs::create_dir_all(&out));
+    exit_on_error(unet.save(out.join(UNET_CONFIG)));
+    exit_on_error(schedule_config.save(out.join(SCHEDULE_CONFIG)));
     println!(
         "UNet with {} parameters",
         burn::module::Module::num_params(trainer.model())

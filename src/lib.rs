@@ -106,6 +106,7 @@
 
 pub mod data;
 mod error;
+mod files;
 pub mod gaussian;
 pub mod guides;
 pub mod host;

@@ -48,6 +48,15 @@ pub trait Loss<const D: usize> {
         noise: Tensor<D>,
     ) -> error::Result<LossOutput>;
 
+    /// What this objective is, for a checkpoint to record and compare on resume: the
+    /// loss, what the model predicts, and a fingerprint of the process (see
+    /// [`process_fingerprint`]). The default is the type's name; the crate's losses give
+    /// their settings too, so a resume with another prediction type, weighting or
+    /// schedule is refused.
+    fn describe(&self) -> String {
+        core::any::type_name::<Self>().to_string()
+    }
+
     /// [`Loss::loss`] at timesteps drawn uniformly from `0..T` and noise drawn from `seed`.
     ///
     /// # Errors
@@ -64,6 +73,20 @@ pub trait Loss<const D: usize> {
         let noise = randn(x0.shape(), seed.wrapping_add(1), &device);
         self.loss(model, x0, &t, noise)
     }
+}
+
+/// A short fingerprint of a process: T and the CRC-32 of its signal and noise scales
+/// bits, e.g. `T=1000 crc=1a2b3c4d` (two processes agree on it only with the same tables).
+pub fn process_fingerprint<P: ForwardProcess + ?Sized>(process: &P) -> String {
+    let mut hasher = crc32fast::Hasher::new();
+    for v in process.signal_scale().iter().chain(process.noise_std()) {
+        hasher.update(&v.to_bits().to_le_bytes());
+    }
+    format!(
+        "T={} crc={:08x}",
+        process.num_timesteps(),
+        hasher.finalize()
+    )
 }
 
 /// `n` timesteps drawn uniformly from `0..num_timesteps` with [`SeededRng`], as a tensor

@@ -68,6 +68,11 @@ impl<P: ForwardProcess + Posterior, const D: usize> Loss<D> for HybridLoss<P> {
         self.vlb.process().num_timesteps()
     }
 
+    fn describe(&self) -> String {
+        let vlb = <VlbLoss<P> as Loss<D>>::describe(&self.vlb);
+        format!("HybridLoss {{ lambda: {}, vlb: {vlb} }}", self.lambda)
+    }
+
     /// Terms: `mse` (L_simple) and `vb` (λ·T·L_t in bits per dimension).
     fn loss<M: Denoiser<D>>(
         &self,

@@ -9,7 +9,7 @@ mod timestep_sampler;
 mod vlb;
 mod weighting;
 
-pub use base::{Loss, LossOutput, uniform_timestep_values, uniform_timesteps};
+pub use base::{Loss, LossOutput, process_fingerprint, uniform_timestep_values, uniform_timesteps};
 pub use bound::BoundEvaluation;
 pub use hybrid::HybridLoss;
 pub use simple::SimpleLoss;

@@ -3,7 +3,7 @@
 use burn::tensor::Tensor;
 
 use crate::error;
-use crate::loss::base::{Loss, LossOutput, mean_flat, noised_output};
+use crate::loss::base::{Loss, LossOutput, mean_flat, noised_output, process_fingerprint};
 use crate::loss::weighting::Weighting;
 use crate::model::Denoiser;
 use crate::prediction::Prediction;
@@ -85,6 +85,15 @@ impl<P: ForwardProcess + Posterior> SimpleLoss<P> {
 impl<P: ForwardProcess + Posterior, const D: usize> Loss<D> for SimpleLoss<P> {
     fn num_timesteps(&self) -> usize {
         self.process.num_timesteps()
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "SimpleLoss {{ prediction: {:?}, weighting: {:?}, process: {} }}",
+            self.prediction,
+            self.weighting,
+            process_fingerprint(&self.process)
+        )
     }
 
     /// Terms: `mse` (the unweighted mean squared error of the output).

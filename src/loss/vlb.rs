@@ -7,7 +7,7 @@ use burn::tensor::Tensor;
 
 use crate::error;
 use crate::gaussian::{discretized_gaussian_log_likelihood, gaussian_log_likelihood, normal_kl};
-use crate::loss::base::{Loss, LossOutput, mean_flat, noised_output};
+use crate::loss::base::{Loss, LossOutput, mean_flat, noised_output, process_fingerprint};
 use crate::model::Denoiser;
 use crate::prediction::Parameterization;
 use crate::process::{ForwardProcess, Posterior};
@@ -177,6 +177,16 @@ impl<P: ForwardProcess + Posterior> VlbLoss<P> {
 impl<P: ForwardProcess + Posterior, const D: usize> Loss<D> for VlbLoss<P> {
     fn num_timesteps(&self) -> usize {
         self.process.num_timesteps()
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "VlbLoss {{ parameterization: {:?}, decoder: {:?}, scale_by_num_timesteps: {}, process: {} }}",
+            self.parameterization,
+            self.decoder,
+            self.scale_by_num_timesteps,
+            process_fingerprint(&self.process)
+        )
     }
 
     /// Terms: `vb` (bits per dimension, before the optional ×T), `vb_nats`.

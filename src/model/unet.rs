@@ -11,6 +11,7 @@ use burn::tensor::activation::{silu, softmax};
 use burn::tensor::{Device, Int, Tensor};
 
 use crate::error::{self, DiffusionError};
+use crate::files;
 use crate::model::Denoiser;
 
 /// Configuration of [`UNet`]: the architecture of Ho et al. (2020, Appendix B; the
@@ -457,60 +458,72 @@ impl UNet {
         self.num_classes
     }
 
-    /// Saves the model to `dir`: `config.json` (the [`UNetConfig`]) and `weights.bpk`
-    /// (Burn's burnpack format). The directory is created if needed.
+    /// Saves the model to `dir`: `config.json` (the [`UNetConfig`]), `weights.bpk`
+    /// (Burn's burnpack format) and `checksums` (CRC-32 and length of both, which
+    /// [`UNet::load`] verifies). The directory is created if needed.
     ///
     /// # Errors
     /// [`DiffusionError::Checkpoint`] on any I/O or encoding failure.
     pub fn save(self, config: &UNetConfig, dir: impl AsRef<std::path::Path>) -> error::Result<()> {
         let dir = dir.as_ref();
-        let fail = |path: &std::path::Path, reason: String| DiffusionError::Checkpoint {
-            path: path.display().to_string(),
-            reason,
-        };
-        std::fs::create_dir_all(dir).map_err(|e| fail(dir, e.to_string()))?;
-        let config_path = dir.join("config.json");
+        std::fs::create_dir_all(dir).map_err(|e| files::fail(dir, e))?;
+        let config_path = dir.join(CONFIG_FILE);
         config
             .save(&config_path)
-            .map_err(|e| fail(&config_path, e.to_string()))?;
-        let weights = dir.join("weights.bpk");
-        self.save_file(&weights)
-            .map_err(|e| fail(&weights, format!("{e:?}")))
+            .map_err(|e| files::fail(&config_path, e))?;
+        files::save_module(&self, &dir.join(WEIGHTS_FILE))?;
+        files::Manifest::write(dir, &[CONFIG_FILE, WEIGHTS_FILE])
     }
 
     /// Loads a model saved by [`UNet::save`] onto `device`, returning it with its config.
     ///
+    /// Both files are read whole and checked against `checksums`, so the model owns its
+    /// weights: rewriting or deleting `dir` afterwards does not change it. A directory
+    /// without `checksums` (written by burn-diffusion 0.1 or by hand) loads unverified.
+    ///
     /// # Errors
-    /// [`DiffusionError::Checkpoint`] if a file is missing or unreadable, or if the weights
-    /// do not fit the saved configuration (e.g. weights of another config).
+    /// [`DiffusionError::Checkpoint`] naming the file if one is missing, unreadable or
+    /// fails its checksum, or if the weights do not fit the saved configuration (e.g.
+    /// weights of another config).
     pub fn load(
         dir: impl AsRef<std::path::Path>,
         device: &Device,
     ) -> error::Result<(UNet, UNetConfig)> {
         let dir = dir.as_ref();
-        let config_path = dir.join("config.json");
-        let config = UNetConfig::load(&config_path).map_err(|e| DiffusionError::Checkpoint {
-            path: config_path.display().to_string(),
-            reason: e.to_string(),
-        })?;
-        let model = Self::load_weights(config.init(device)?, dir.join("weights.bpk"))?;
+        let manifest = dir
+            .join(files::MANIFEST_FILE)
+            .exists()
+            .then(|| files::Manifest::read(dir))
+            .transpose()?;
+        let read = |name: &str| match &manifest {
+            Some(m) => m.read_file(name),
+            None => std::fs::read(dir.join(name)).map_err(|e| files::fail(&dir.join(name), e)),
+        };
+        let config_path = dir.join(CONFIG_FILE);
+        let config = UNetConfig::load_binary(&read(CONFIG_FILE)?)
+            .map_err(|e| files::fail(&config_path, e))?;
+        let weights = dir.join(WEIGHTS_FILE);
+        let model = files::load_module(config.init(device)?, read(WEIGHTS_FILE)?, &weights)?;
         Ok((model, config))
     }
 
-    /// Loads weights from a burnpack file into this model.
+    /// Loads weights from a burnpack file into this model. The file is read whole, so
+    /// the model owns its weights afterwards (it does not read the file again).
     ///
     /// # Errors
     /// [`DiffusionError::Checkpoint`] if the file is unreadable or its tensors do not fit
     /// this model's shapes.
     pub fn load_weights(self, path: impl AsRef<std::path::Path>) -> error::Result<Self> {
         let path = path.as_ref();
-        self.try_load_file(path)
-            .map_err(|e| DiffusionError::Checkpoint {
-                path: path.display().to_string(),
-                reason: format!("{e:?}"),
-            })
+        let bytes = std::fs::read(path).map_err(|e| files::fail(path, e))?;
+        files::load_module(self, bytes, path)
     }
 }
+
+/// [`UNet::save`]'s configuration file.
+const CONFIG_FILE: &str = "config.json";
+/// [`UNet::save`]'s weights file.
+const WEIGHTS_FILE: &str = "weights.bpk";
 
 impl Denoiser<4> for UNet {
     fn denoise(

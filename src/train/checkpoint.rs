@@ -8,7 +8,8 @@ use burn::module::Module;
 use burn::optim::OptimizerRecord;
 
 use super::config::TrainConfig;
-use crate::error::{self, DiffusionError};
+use crate::error;
+use crate::files::{self, Manifest, fail, sync};
 
 /// File of the trained weights in a checkpoint directory.
 pub(crate) const MODEL_FILE: &str = "model.bpk";
@@ -31,16 +32,27 @@ pub struct CheckpointState {
     pub ema_updates: usize,
     /// The run's configuration.
     pub config: TrainConfig,
+    /// The training objective, as [`crate::Loss::describe`] gave it: the loss, what the
+    /// model predicts, and its schedule. A resume with another objective is refused.
+    pub objective: String,
 }
 
 /// A complete checkpoint on disk: `root/step-NNNNNNNN/` with `model.bpk` (the trained
 /// weights), `ema.bpk` (the EMA weights), `optimizer.bpk` (the AdamW moments and step
-/// counts) and `state.json` (the [`CheckpointState`]); `root/latest` names the newest
-/// complete one.
+/// counts), `state.json` (the [`CheckpointState`]) and `checksums` (CRC-32 and length of
+/// each, verified on every read); `root/latest` names the newest complete one.
 ///
 /// Writing goes to a hidden temporary directory first, every file is synced, and one
 /// `rename` publishes it; then `root/latest` is replaced the same way. A crash at any
-/// moment leaves `latest` naming the previous complete checkpoint.
+/// moment leaves `latest` naming the previous complete checkpoint. Pruning (keeping the
+/// newest `keep_checkpoints`) never removes the checkpoint `latest` names, and removes
+/// the step directories newer than it: those a crash published but never made `latest`,
+/// which a resumed run replaces.
+///
+/// Loading reads each file whole and checks it against `checksums`: a flipped bit, a
+/// truncated or replaced file, or an edited `state.json` is an error naming the file, and
+/// the loaded weights own their data (rewriting or deleting the checkpoint afterwards does
+/// not change them).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Checkpoint {
     dir: PathBuf,
@@ -63,14 +75,26 @@ impl Checkpoint {
         Self::open(root.as_ref().join(name.trim())).map(Some)
     }
 
-    /// The checkpoint in `dir`.
+    /// The checkpoint in `dir`, its manifest and state verified.
     ///
     /// # Errors
-    /// [`DiffusionError::Checkpoint`] if its state file is missing or unreadable.
+    /// [`DiffusionError::Checkpoint`] if the manifest or the state file is missing,
+    /// unreadable or fails its checksum, or the state's step is not the directory's.
     pub fn open(dir: impl AsRef<Path>) -> error::Result<Self> {
         let dir = dir.as_ref().to_path_buf();
+        let manifest = Manifest::read(&dir)?;
         let path = dir.join(STATE_FILE);
-        let state = CheckpointState::load(&path).map_err(|e| fail(&path, e))?;
+        let bytes = manifest.read_file(STATE_FILE)?;
+        let state = CheckpointState::load_binary(&bytes).map_err(|e| fail(&path, e))?;
+        let named = dir.file_name().map(|n| n.to_string_lossy().into_owned());
+        if named.as_deref().is_some_and(|n| n.starts_with("step-"))
+            && named != Some(step_dir_name(state.step))
+        {
+            return Err(fail(
+                &path,
+                format!("says step {}, but the directory is {named:?}", state.step),
+            ));
+        }
         Ok(Self { dir, state })
     }
 
@@ -89,7 +113,7 @@ impl Checkpoint {
     /// # Errors
     /// [`DiffusionError::Checkpoint`] if the file is unreadable or does not fit `model`.
     pub fn load_model<M: Module>(&self, model: M) -> error::Result<M> {
-        load_module(model, &self.dir.join(MODEL_FILE))
+        self.load_module(model, MODEL_FILE)
     }
 
     /// `model` with the EMA weights loaded (the ones to sample with).
@@ -97,12 +121,17 @@ impl Checkpoint {
     /// # Errors
     /// As [`Checkpoint::load_model`].
     pub fn load_ema<M: Module>(&self, model: M) -> error::Result<M> {
-        load_module(model, &self.dir.join(EMA_FILE))
+        self.load_module(model, EMA_FILE)
     }
 
     pub(crate) fn load_optimizer(&self) -> error::Result<OptimizerRecord> {
-        let path = self.dir.join(OPTIMIZER_FILE);
-        OptimizerRecord::load(&path).map_err(|e| fail(&path, format!("{e:?}")))
+        let bytes = Manifest::read(&self.dir)?.read_file(OPTIMIZER_FILE)?;
+        files::load_optimizer(bytes, &self.dir.join(OPTIMIZER_FILE))
+    }
+
+    fn load_module<M: Module>(&self, model: M, file: &str) -> error::Result<M> {
+        let bytes = Manifest::read(&self.dir)?.read_file(file)?;
+        files::load_module(model, bytes, &self.dir.join(file))
     }
 }
 
@@ -115,37 +144,38 @@ pub(crate) fn write<M: Module>(
     ema: &M,
     optimizer: OptimizerRecord,
 ) -> error::Result<Checkpoint> {
-    let name = format!("step-{:08}", state.step);
+    let name = step_dir_name(state.step);
     let staging = root.join(format!(".partial-{name}"));
     let dir = root.join(&name);
     if staging.exists() {
         std::fs::remove_dir_all(&staging).map_err(|e| fail(&staging, e))?;
     }
     std::fs::create_dir_all(&staging).map_err(|e| fail(&staging, e))?;
-    let module_file = |m: &M, file: &str| {
-        let path = staging.join(file);
-        m.clone()
-            .save_file(&path)
-            .map_err(|e| fail(&path, format!("{e:?}")))
-    };
-    module_file(model, MODEL_FILE)?;
-    module_file(ema, EMA_FILE)?;
+    files::save_module(model, &staging.join(MODEL_FILE))?;
+    files::save_module(ema, &staging.join(EMA_FILE))?;
     let path = staging.join(OPTIMIZER_FILE);
     optimizer
         .save(&path)
         .map_err(|e| fail(&path, format!("{e:?}")))?;
     let path = staging.join(STATE_FILE);
     state.save(&path).map_err(|e| fail(&path, e))?;
-    for file in [MODEL_FILE, EMA_FILE, OPTIMIZER_FILE, STATE_FILE] {
+    let written = [MODEL_FILE, EMA_FILE, OPTIMIZER_FILE, STATE_FILE];
+    for file in written {
         sync(&staging.join(file))?;
     }
+    Manifest::write(&staging, &written)?;
     if dir.exists() {
         std::fs::remove_dir_all(&dir).map_err(|e| fail(&dir, e))?;
     }
     std::fs::rename(&staging, &dir).map_err(|e| fail(&dir, e))?;
     replace_file(&root.join(LATEST_FILE), name.as_bytes())?;
-    prune(root, state.config.keep_checkpoints)?;
+    prune(root, &name, state.config.keep_checkpoints)?;
     Ok(Checkpoint { dir, state })
+}
+
+/// The directory name of the checkpoint of `step`.
+fn step_dir_name(step: usize) -> String {
+    format!("step-{step:08}")
 }
 
 /// Replaces `path` by `contents` atomically (write a sibling, sync, rename).
@@ -156,8 +186,10 @@ pub(crate) fn replace_file(path: &Path, contents: &[u8]) -> error::Result<()> {
     std::fs::rename(&staging, path).map_err(|e| fail(path, e))
 }
 
-/// Deletes all but the newest `keep` `step-*` directories.
-fn prune(root: &Path, keep: usize) -> error::Result<()> {
+/// Keeps `latest` (the checkpoint just published) and the newest `keep − 1` step
+/// directories before it; deletes the rest, including directories after `latest` (left
+/// by a crash between publishing one and updating `latest`).
+fn prune(root: &Path, latest: &str, keep: usize) -> error::Result<()> {
     let mut steps: Vec<PathBuf> = std::fs::read_dir(root)
         .map_err(|e| fail(root, e))?
         .filter_map(|entry| entry.ok().map(|e| e.path()))
@@ -168,28 +200,15 @@ fn prune(root: &Path, keep: usize) -> error::Result<()> {
         })
         .collect();
     steps.sort();
-    let excess = steps.len().saturating_sub(keep);
-    for old in &steps[..excess] {
+    let latest = root.join(latest);
+    let before: Vec<&PathBuf> = steps.iter().filter(|p| **p < latest).collect();
+    let kept_before = keep.saturating_sub(1).min(before.len());
+    let doomed = before[..before.len() - kept_before]
+        .iter()
+        .copied()
+        .chain(steps.iter().filter(|p| **p > latest));
+    for old in doomed {
         std::fs::remove_dir_all(old).map_err(|e| fail(old, e))?;
     }
     Ok(())
-}
-
-fn load_module<M: Module>(model: M, path: &Path) -> error::Result<M> {
-    model
-        .try_load_file(path)
-        .map_err(|e| fail(path, format!("{e:?}")))
-}
-
-fn sync(path: &Path) -> error::Result<()> {
-    std::fs::File::open(path)
-        .and_then(|f| f.sync_all())
-        .map_err(|e| fail(path, e))
-}
-
-fn fail(path: &Path, reason: impl ToString) -> DiffusionError {
-    DiffusionError::Checkpoint {
-        path: path.display().to_string(),
-        reason: reason.to_string(),
-    }
 }

@@ -9,32 +9,35 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use burn::data::dataloader::batcher::Batcher;
 use burn::data::dataset::{Dataset, DatasetError};
 use burn::module::{Module, ModuleDisplay};
-use burn::tensor::{Device, Int, Tensor, TensorData};
+use burn::tensor::{Device, Tensor, TensorData};
 use burn::train::{InferenceStep, RegressionOutput, TrainOutput, TrainStep};
 
 use crate::data::ImageDataset;
 use crate::error::{self, DiffusionError};
-use crate::loss::{Loss, LossOutput, uniform_timesteps};
+use crate::loss::{Loss, LossOutput, uniform_timestep_values};
 use crate::model::Denoiser;
 use crate::noise::{SeededRng, randn};
+use crate::schedule::Timesteps;
 
 /// One training or validation batch of the diffusion objective: clean data, and the
 /// timesteps and noise to corrupt it with (eq. 4 of Ho et al. 2020).
 ///
 /// Built by [`DiffusionBatcher`]; any batch built by hand works too.
 ///
+/// The timesteps stay on the host: the loss reads nothing back from the device for them.
+///
 /// # Shapes
-/// - `x0`, `noise`: `[N, ...]`; `t`: `[N]`
+/// - `x0`, `noise`: `[N, ...]`; `t`: `N` timesteps
 ///
 /// # Example
 /// ```
-/// use burn::tensor::{Device, Int, Tensor};
-/// use burn_diffusion::{noise::randn, train::DiffusionBatch};
+/// use burn::tensor::Device;
+/// use burn_diffusion::{noise::randn, schedule::Timesteps, train::DiffusionBatch};
 ///
 /// let device = Device::flex();
 /// let batch = DiffusionBatch {
 ///     x0: randn::<2>([4, 2], 0, &device),
-///     t: Tensor::<1, Int>::from_ints([0, 10, 20, 30], &device),
+///     t: Timesteps::new(vec![0, 10, 20, 30]),
 ///     noise: randn::<2>([4, 2], 1, &device),
 ///     seed: 0,
 /// };
@@ -44,8 +47,8 @@ use crate::noise::{SeededRng, randn};
 pub struct DiffusionBatch<const D: usize> {
     /// Clean data x_0.
     pub x0: Tensor<D>,
-    /// One 0-based timestep per example, in `0..T`.
-    pub t: Tensor<1, Int>,
+    /// One 0-based timestep per example, in `0..T` (checked by the loss).
+    pub t: Timesteps,
     /// The noise ε, of the shape of `x0`.
     pub noise: Tensor<D>,
     /// The seed `t` and `noise` were drawn from; [`TrainStep::step`] seeds the device's
@@ -72,7 +75,7 @@ enum Seeding {
 ///
 /// # Randomness
 ///
-/// Every batch gets a seed; its timesteps are [`uniform_timesteps`]`(N, T, seed)` and its
+/// Every batch gets a seed; its timesteps are [`uniform_timestep_values`]`(N, T, seed)` and its
 /// noise [`randn`]`(shape, seed + 1)` (the convention of [`Loss::loss_seeded`]), so they
 /// are the same on every device.
 ///
@@ -105,7 +108,7 @@ enum Seeding {
 /// let device = Device::flex();
 /// let batcher = DiffusionBatcher::<2>::new(&[2], 1000, 0)?;
 /// let batch = batcher.batch(vec![[0.5f32, -1.0], [1.0, 0.0], [0.0, 0.25]], &device);
-/// assert_eq!((batch.x0.dims(), batch.t.dims(), batch.noise.dims()), ([3, 2], [3], [3, 2]));
+/// assert_eq!((batch.x0.dims(), batch.t.len(), batch.noise.dims()), ([3, 2], 3, [3, 2]));
 /// # Ok::<(), burn_diffusion::DiffusionError>(())
 /// ```
 #[derive(Debug)]
@@ -247,7 +250,7 @@ where
         let x0 = Tensor::from_data(TensorData::new(values, shape.clone()), device);
         DiffusionBatch {
             x0,
-            t: uniform_timesteps(n, self.num_timesteps, seed, device),
+            t: uniform_timestep_values(n, self.num_timesteps, seed),
             noise: randn(shape, seed.wrapping_add(1), device),
             seed,
         }
@@ -439,8 +442,8 @@ mod tests {
         x.try_into_vec_as::<f32>().unwrap()
     }
 
-    fn ints(x: Tensor<1, Int>) -> Vec<i64> {
-        x.try_into_vec_as::<i64>().unwrap()
+    fn ints(t: Timesteps) -> Vec<usize> {
+        t.as_slice().to_vec()
     }
 
     #[test]
@@ -451,7 +454,7 @@ mod tests {
         let batch = batcher.batch(items, &device);
         assert_eq!(batch.x0.dims(), [5, 1, 2, 3]);
         assert_eq!(batch.noise.dims(), [5, 1, 2, 3]);
-        assert_eq!(batch.t.dims(), [5]);
+        assert_eq!(batch.t.len(), 5);
         // x0 holds the items in order.
         let x0 = values(batch.x0);
         assert_eq!(&x0[6..12], &[1.0; 6]);
@@ -587,7 +590,7 @@ mod tests {
         let objective = objective.fork(&device).train();
         let batch = DiffusionBatch {
             x0: batch.x0.to_device(&device),
-            t: batch.t.to_device(&device),
+            t: batch.t,
             noise: batch.noise.to_device(&device),
             seed: batch.seed,
         };
@@ -613,7 +616,7 @@ mod tests {
         let batcher = DiffusionBatcher::<2>::new(&[2], 1000, 0).unwrap();
         let device = Device::flex();
         let mut batch: DiffusionBatch<2> = batcher.batch(Toy2d::TwoMoons.sample(8, 0), &device);
-        batch.t = Tensor::from_ints([999, 0, 0, 0, 0, 0, 0, 0], &device);
+        batch.t = Timesteps::new(vec![999, 0, 0, 0, 0, 0, 0, 0]);
         assert!(objective.evaluate(batch.clone()).is_err());
         let _ = InferenceStep::step(&objective, batch);
     }

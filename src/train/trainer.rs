@@ -156,13 +156,27 @@ where
     /// Continues from `checkpoint`: its weights, EMA, optimizer state and step.
     ///
     /// The checkpoint's configuration must equal this trainer's except for `steps`,
-    /// `checkpoint_every` and `keep_checkpoints` (a run may be extended).
+    /// `checkpoint_every` and `keep_checkpoints` (a run may be extended), and its
+    /// objective must be this trainer's loss ([`Loss::describe`]: the loss, the
+    /// prediction type, the schedule).
     ///
     /// # Errors
-    /// [`DiffusionError::InvalidConfig`] if the configurations differ otherwise;
-    /// [`DiffusionError::Checkpoint`] if a file is unreadable or does not fit the model.
+    /// [`DiffusionError::InvalidConfig`] if the configurations or the objectives differ;
+    /// [`DiffusionError::Checkpoint`] if a file is unreadable, fails its checksum or does
+    /// not fit the model.
     pub fn resume(mut self, checkpoint: &Checkpoint) -> error::Result<Self> {
         let state = checkpoint.state();
+        let objective = self.loss.describe();
+        if state.objective != objective {
+            return Err(DiffusionError::config(
+                "checkpoint",
+                checkpoint.dir().display(),
+                format!(
+                    "was trained with the objective {}, not this run's {objective}",
+                    state.objective
+                ),
+            ));
+        }
         let comparable = |c: &TrainConfig| TrainConfig {
             steps: 1,
             checkpoint_every: 0,
@@ -398,6 +412,7 @@ where
             step: self.step,
             ema_updates: self.ema.updates(),
             config: self.config.clone(),
+            objective: self.loss.describe(),
         };
         checkpoint::write(
             root.as_ref(),

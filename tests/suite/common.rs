@@ -2,6 +2,9 @@
 //! the reader of committed reference vectors.
 
 use std::collections::HashMap;
+use std::path::PathBuf;
+
+use burn::module::{Module, ModuleVisitor, Param};
 
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
@@ -31,6 +34,30 @@ pub fn on_each_device(check: impl Fn(&Device)) {
             std::panic::resume_unwind(panic);
         }
     }
+}
+
+/// Every float parameter's values, in the module's traversal order.
+pub fn weights<M: Module>(model: &M) -> Vec<f32> {
+    struct Values(Vec<f32>);
+    impl ModuleVisitor for Values {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            self.0.extend(param.val().try_into_vec_as::<f32>().unwrap());
+        }
+    }
+    let mut v = Values(Vec::new());
+    model.visit(&mut v);
+    v.0
+}
+
+/// A fresh, empty folder for one test (`group` names the test file).
+pub fn scratch(group: &str, name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "burn-diffusion-{group}-{}-{name}",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
 }
 
 /// A float tensor from `f64` values (rounded to f32) with the given shape.

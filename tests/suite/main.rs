@@ -13,6 +13,7 @@ mod package;
 mod properties;
 mod reference;
 mod samplers;
+mod stored;
 mod train;
 mod unet;
 mod vae;

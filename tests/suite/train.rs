@@ -1,9 +1,9 @@
 //! The training loop: checkpoint round trips, exact resume, crash safety, the CSV log and
 //! clear errors.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use burn::module::{Module, ModuleVisitor, Param};
+use burn::module::Module;
 use burn::tensor::{Device, Tensor};
 use burn_diffusion::data::Toy2d;
 use burn_diffusion::{
@@ -17,18 +17,7 @@ use burn_diffusion::{
     train::{Checkpoint, FitOptions, TrainConfig, Trainer},
 };
 
-/// Every float parameter's values, in the module's traversal order.
-fn weights<M: Module>(model: &M) -> Vec<f32> {
-    struct Values(Vec<f32>);
-    impl ModuleVisitor for Values {
-        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-            self.0.extend(param.val().try_into_vec_as::<f32>().unwrap());
-        }
-    }
-    let mut v = Values(Vec::new());
-    model.visit(&mut v);
-    v.0
-}
+use crate::common::{scratch, weights};
 
 fn loss() -> SimpleLoss<VpProcess> {
     let schedule = ScheduleConfig::new()
@@ -53,17 +42,6 @@ fn config(steps: usize) -> TrainConfig {
         .with_seed(11)
 }
 
-/// A fresh, empty folder for one test.
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "burn-diffusion-train-{}-{name}",
-        std::process::id()
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
 fn options(dir: &Path) -> FitOptions {
     FitOptions {
         checkpoint_dir: Some(dir.join("checkpoints")),
@@ -81,8 +59,8 @@ where
     let device = Device::flex();
     let model = init();
     let (one, two) = (
-        scratch(&format!("{name}-one")),
-        scratch(&format!("{name}-two")),
+        scratch("train", &format!("{name}-one")),
+        scratch("train", &format!("{name}-two")),
     );
 
     let mut straight = Trainer::new(config(6), model.clone(), loss(), &device).unwrap();
@@ -195,7 +173,7 @@ fn unet_with_dropout_resumes_exactly() {
 #[test]
 fn checkpoints_round_trip_and_survive_a_crash_mid_write() {
     let device = Device::flex();
-    let dir = scratch("round-trip");
+    let dir = scratch("train", "round-trip");
     let root = dir.join("checkpoints");
     let data = Toy2d::EightGaussians.sample_tensor(64, 1, &device);
     let mlp = MlpConfig::new(2).with_hidden(32);
@@ -249,7 +227,7 @@ fn checkpoints_round_trip_and_survive_a_crash_mid_write() {
 #[test]
 fn bad_runs_are_clear_errors() {
     let device = Device::flex();
-    let dir = scratch("errors");
+    let dir = scratch("train", "errors");
     let mlp = MlpConfig::new(2).with_hidden(16);
     let data = Toy2d::SwissRoll.sample_tensor(32, 2, &device);
     let mut trainer = Trainer::new(config(6), mlp.init(&device).unwrap(), loss(), &device).unwrap();
@@ -346,7 +324,7 @@ fn with_sparse_logging_a_nan_is_caught_before_any_checkpoint_holds_it() {
     // every 2): the NaN of step 1 (0-based index 0) is seen at step 2, before the
     // checkpoint of step 2 is written.
     let device = Device::flex();
-    let dir = scratch("sparse-nan");
+    let dir = scratch("train", "sparse-nan");
     let config = config(8).with_checkpoint_every(2);
     let model = MlpConfig::new(2).init(&device).unwrap();
     let mut trainer = Trainer::new(config, model, loss(), &device).unwrap();
