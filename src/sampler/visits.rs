@@ -36,7 +36,7 @@ impl Visits {
     /// Visits `timesteps`, which must be strictly decreasing, non-empty and in `0..T`.
     ///
     /// # Errors
-    /// [`DiffusionError::Config`] for an empty or not strictly decreasing list,
+    /// [`DiffusionError::InvalidConfig`] for an empty or not strictly decreasing list,
     /// [`DiffusionError::TimestepOutOfRange`] for a timestep ≥ T.
     pub fn new<P: ForwardProcess + ?Sized>(
         process: &P,
@@ -107,7 +107,7 @@ impl Visits {
     /// The timestep of visit `i`.
     ///
     /// # Errors
-    /// [`DiffusionError::Config`] when `i` is past the last visit.
+    /// [`DiffusionError::InvalidConfig`] when `i` is past the last visit.
     pub fn get(&self, i: usize) -> error::Result<usize> {
         self.timesteps.get(i).copied().ok_or_else(|| {
             DiffusionError::config("step index", i, format!("must be below {}", self.len()))
