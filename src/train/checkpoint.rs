@@ -63,7 +63,7 @@ impl Checkpoint {
     /// The newest complete checkpoint under `root`, if any.
     ///
     /// # Errors
-    /// [`DiffusionError::Checkpoint`] if `latest` exists but names a missing or unreadable
+    /// [`DiffusionError::Checkpoint`](crate::DiffusionError::Checkpoint) if `latest` exists but names a missing or unreadable
     /// checkpoint.
     pub fn latest(root: impl AsRef<Path>) -> error::Result<Option<Self>> {
         let pointer = root.as_ref().join(LATEST_FILE);
@@ -78,7 +78,7 @@ impl Checkpoint {
     /// The checkpoint in `dir`, its manifest and state verified.
     ///
     /// # Errors
-    /// [`DiffusionError::Checkpoint`] if the manifest or the state file is missing,
+    /// [`DiffusionError::Checkpoint`](crate::DiffusionError::Checkpoint) if the manifest or the state file is missing,
     /// unreadable or fails its checksum, or the state's step is not the directory's.
     pub fn open(dir: impl AsRef<Path>) -> error::Result<Self> {
         let dir = dir.as_ref().to_path_buf();
@@ -111,7 +111,7 @@ impl Checkpoint {
     /// `model` with the trained weights loaded.
     ///
     /// # Errors
-    /// [`DiffusionError::Checkpoint`] if the file is unreadable or does not fit `model`.
+    /// [`DiffusionError::Checkpoint`](crate::DiffusionError::Checkpoint) if the file is unreadable or does not fit `model`.
     pub fn load_model<M: Module>(&self, model: M) -> error::Result<M> {
         self.load_module(model, MODEL_FILE)
     }
