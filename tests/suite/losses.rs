@@ -19,7 +19,9 @@ use burn_diffusion::{
 };
 use proptest::prelude::*;
 
-use crate::common::{Reference, assert_close, on_each_device, tensor, timesteps, values};
+use crate::common::{
+    Reference, assert_close, on_each_device, tensor, timesteps, transcendental_slack, values,
+};
 
 fn param(prediction: Prediction, variance: VarianceKind) -> Parameterization {
     Parameterization::new()
@@ -236,12 +238,14 @@ fn bound_evaluation_matches_calc_bpd_loop() {
                     let want = ascending(r.get(&format!("{key}.{what}")));
                     assert_close(&format!("{key}.{what}"), &values(ours), &want, rel, abs);
                 }
+                // The prior KL (~3e-7 bits) is a difference of order-1 terms: exact to
+                // 1e-12 where exp and log are libm-grade, to their error elsewhere.
                 assert_close(
                     &format!("{key}.prior"),
                     &values(eval.prior_bpd),
                     r.get(&format!("{key}.prior_bpd")),
                     1e-4,
-                    1e-12,
+                    1e-12 + transcendental_slack(device),
                 );
                 assert_close(
                     &format!("{key}.total"),
