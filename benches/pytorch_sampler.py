@@ -57,8 +57,23 @@ def bench_randn(runs=200):
     print(f"randn {SHAPE}: {statistics.median(times) * 1e6:.1f} us per call")
 
 
+def bench_ten_ops(runs=200):
+    """Ten chained elementwise ops on one batch, read once (the Rust bench's floor)."""
+    x = torch.randn(SHAPE)
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        y = x
+        for _ in range(10):
+            y = y * 0.999
+        float(y.flatten()[0])
+        times.append(time.perf_counter() - start)
+    print(f"ten elementwise ops: {statistics.median(times) * 1e6:.1f} us")
+
+
 with torch.no_grad():
     bench_randn()
+    bench_ten_ops()
     bench("ddpm_1000_step", DDPMScheduler(num_train_timesteps=1000, clip_sample=False), 1000)
     bench(
         "ddim_50_step",

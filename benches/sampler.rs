@@ -112,6 +112,14 @@ fn bench(c: &mut Criterion) {
         group.bench_function("ddim_50_step", |b| {
             b.iter(|| black_box(run_steps(&ddim, &device)))
         });
+        // The floor of a step: ten chained elementwise ops on one batch, read once.
+        let x = randn::<4>(SHAPE, 2, &device);
+        group.bench_function("ten_elementwise_ops", |b| {
+            b.iter(|| {
+                let y = (0..10).fold(x.clone(), |y, _| y * 0.999);
+                black_box(y.into_scalar_at(0))
+            })
+        });
         group.finish();
     }
 }
