@@ -101,6 +101,7 @@ fn main() {
         Prediction::Epsilon,
         Weighting::Uniform,
     ));
+    device.seed(seed); // the initial weights: the same seed, the same run
     let model = exit_on_error(MlpConfig::new(2).init(&device));
     let config = TrainConfig::new(steps)
         .with_batch_size(batch)

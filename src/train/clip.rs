@@ -4,12 +4,18 @@ use burn::module::{Module, ModuleVisitor, Param};
 use burn::optim::GradientsParams;
 use burn::tensor::Tensor;
 
+use crate::error::{self, DiffusionError};
+
 /// Scales every gradient by min(1, max_norm / (‖g‖ + 10⁻⁶)), where ‖g‖ is the Euclidean
 /// norm of all of `model`'s gradients together (PyTorch's `clip_grad_norm_`, which DDPM's
 /// training uses with max_norm = 1). Returns ‖g‖ before clipping (NaN if the device cannot
 /// be read: the norm is read back once, see [`crate::host`]).
 ///
 /// Burn's optimizers clip each tensor on its own; this is the global version.
+///
+/// # Errors
+/// [`DiffusionError::InvalidConfig`] unless `max_norm` is finite and positive (a
+/// negative one would flip every gradient's sign).
 ///
 /// # Example
 /// ```
@@ -19,13 +25,18 @@ use burn::tensor::Tensor;
 ///
 /// let model = MlpConfig::new(2).init(&Device::flex()).unwrap();
 /// let mut grads = GradientsParams::new(); // no gradients: norm 0
-/// assert_eq!(clip_grad_norm(&mut grads, &model, 1.0), 0.0);
+/// assert_eq!(clip_grad_norm(&mut grads, &model, 1.0).unwrap(), 0.0);
+/// assert!(clip_grad_norm(&mut grads, &model, -1.0).is_err());
 /// ```
-pub fn clip_grad_norm<M: Module>(grads: &mut GradientsParams, model: &M, max_norm: f64) -> f64 {
-    match clip_grad_norm_on_device(grads, model, max_norm) {
+pub fn clip_grad_norm<M: Module>(
+    grads: &mut GradientsParams,
+    model: &M,
+    max_norm: f64,
+) -> error::Result<f64> {
+    match clip_grad_norm_on_device(grads, model, max_norm)? {
         // One device read (see `crate::host`); a device that cannot be read gives NaN.
-        Some(norm) => crate::host::read_scalar(norm, "gradient norm").unwrap_or(f64::NAN),
-        None => 0.0,
+        Some(norm) => Ok(crate::host::read_scalar(norm, "gradient norm").unwrap_or(f64::NAN)),
+        None => Ok(0.0),
     }
 }
 
@@ -33,17 +44,30 @@ pub fn clip_grad_norm<M: Module>(grads: &mut GradientsParams, model: &M, max_nor
 /// `[1]`, `None` when `model` has no gradients) and the scale
 /// min(1, max_norm / (‖g‖ + 10⁻⁶)) is applied there, so the host need not wait for the
 /// backward pass.
+///
+/// # Errors
+/// As [`clip_grad_norm`].
 pub fn clip_grad_norm_on_device<M: Module>(
     grads: &mut GradientsParams,
     model: &M,
     max_norm: f64,
-) -> Option<Tensor<1>> {
+) -> error::Result<Option<Tensor<1>>> {
+    if !(max_norm.is_finite() && max_norm > 0.0) {
+        return Err(DiffusionError::config(
+            "max_norm",
+            max_norm,
+            "must be finite and positive",
+        ));
+    }
     let mut squares = SumOfSquares { grads, total: None };
     model.visit(&mut squares);
-    let norm = squares.total?.sqrt();
+    let Some(total) = squares.total else {
+        return Ok(None);
+    };
+    let norm = total.sqrt();
     let scale = ((norm.clone() + 1e-6).recip() * max_norm).clamp_max(1.0);
     model.visit(&mut ScaleGrads { grads, scale });
-    Some(norm)
+    Ok(Some(norm))
 }
 
 /// Sums the squares of all gradients into one `[1]` tensor.
@@ -98,7 +122,7 @@ mod tests {
         let mut each = Vec::new();
         model.visit(&mut Values(&grads, &mut each));
         let want: f64 = each.iter().map(|g| (*g as f64).powi(2)).sum::<f64>().sqrt();
-        let norm = clip_grad_norm(&mut grads, &model, 1.0);
+        let norm = clip_grad_norm(&mut grads, &model, 1.0).unwrap();
         assert!((norm / want - 1.0).abs() < 1e-5, "{norm} vs {want}");
         assert!(norm > 1.0, "the test needs a gradient to clip, norm {norm}");
         let mut clipped = Vec::new();
@@ -110,8 +134,15 @@ mod tests {
             .sqrt();
         assert!((after - 1.0).abs() < 1e-5, "norm after clipping {after}");
         // Below the threshold nothing changes.
-        let again = clip_grad_norm(&mut grads, &model, 10.0);
+        let again = clip_grad_norm(&mut grads, &model, 10.0).unwrap();
         assert!((again - after).abs() < 1e-5);
+        // A negative, zero or NaN bound is an error, and leaves the gradients alone.
+        for bad in [-1.0, 0.0, f64::NAN, f64::INFINITY] {
+            assert!(clip_grad_norm(&mut grads, &model, bad).is_err(), "{bad}");
+        }
+        let mut kept = Vec::new();
+        model.visit(&mut Values(&grads, &mut kept));
+        assert_eq!(kept, clipped);
     }
 
     struct Values<'a>(&'a GradientsParams, &'a mut Vec<f32>);

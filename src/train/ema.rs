@@ -29,7 +29,7 @@ use crate::error::{self, DiffusionError};
 ///
 /// let model = MlpConfig::new(2).init(&Device::flex()).unwrap();
 /// let mut ema = Ema::new(&model, 0.999, true).unwrap();
-/// ema.update(&model);
+/// ema.update(&model).unwrap();
 /// assert_eq!(ema.updates(), 1);
 /// assert!((ema.decay_at(1) - 2.0 / 11.0).abs() < 1e-12);
 /// ```
@@ -72,16 +72,38 @@ impl<M: Module> Ema<M> {
     }
 
     /// Moves the average toward `model`'s current weights (matched by parameter id).
-    pub fn update(&mut self, model: &M) {
-        self.updates += 1;
-        let decay = self.decay_at(self.updates);
+    ///
+    /// # Errors
+    /// [`DiffusionError::InvalidConfig`] if a parameter of the average has no parameter of
+    /// the same id and size in `model` (another model, or a copy with new parameter ids):
+    /// nothing is updated then, where a silent partial update would leave the average
+    /// stale.
+    pub fn update(&mut self, model: &M) -> error::Result<()> {
         let mut current = Collect(HashMap::new());
         model.valid().visit(&mut current);
+        let mut sizes = Sizes(Vec::new());
+        self.model.visit(&mut sizes);
+        let unmatched = sizes
+            .0
+            .iter()
+            .filter(|(id, n)| current.0.get(id).is_none_or(|t| t.dims()[0] != *n))
+            .count();
+        if unmatched > 0 {
+            return Err(DiffusionError::config(
+                "EMA update",
+                format!("{unmatched} of {} parameters", sizes.0.len()),
+                "have no parameter of the same id and size in the model (another model, or \
+                 a copy with new parameter ids)",
+            ));
+        }
+        self.updates += 1;
+        let decay = self.decay_at(self.updates);
         let mut blend = Blend {
             current: current.0,
             decay,
         };
         self.model = self.model.clone().map(&mut blend);
+        Ok(())
     }
 
     /// The averaged model.
@@ -112,6 +134,15 @@ impl ModuleVisitor for Collect {
         let value = param.val();
         let n = value.shape().num_elements();
         self.0.insert(param.id, value.reshape([n]));
+    }
+}
+
+/// The id and number of values of every float parameter.
+struct Sizes(Vec<(ParamId, usize)>);
+
+impl ModuleVisitor for Sizes {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        self.0.push((param.id, param.shape().num_elements()));
     }
 }
 
@@ -151,14 +182,29 @@ mod tests {
     }
 
     #[test]
+    fn a_model_of_other_parameters_is_an_error_and_changes_nothing() {
+        let device = Device::flex();
+        let a = MlpConfig::new(2).init(&device).unwrap();
+        let other = MlpConfig::new(2).init(&device).unwrap(); // same shapes, new ids
+        let wider = MlpConfig::new(2).with_hidden(8).init(&device).unwrap();
+        let mut ema = Ema::new(&a, 0.9, false).unwrap();
+        let before = weights(ema.model());
+        for model in [&other, &wider] {
+            let err = ema.update(model).unwrap_err().to_string();
+            assert!(err.contains("parameters"), "{err}");
+        }
+        assert_eq!((ema.updates(), weights(ema.model())), (0, before));
+    }
+
+    #[test]
     fn the_average_is_the_closed_form_recursion() {
         let device = Device::flex();
         let a = MlpConfig::new(2).init(&device).unwrap();
         // A second model with the same parameter ids and different values.
         let b = a.clone().map(&mut Scale(3.0));
         let mut ema = Ema::new(&a, 0.9, false).unwrap();
-        ema.update(&b);
-        ema.update(&b);
+        ema.update(&b).unwrap();
+        ema.update(&b).unwrap();
         // θ_2 = 0.81·a + 0.19·(3a) = 1.38·a.
         let (wa, we) = (weights(&a), weights(ema.model()));
         for (x, y) in wa.iter().zip(&we) {

@@ -258,10 +258,10 @@ where
             return Err(DiffusionError::NonFiniteLoss { step, value });
         }
         let mut grads = GradientsParams::from_grads(loss.backward(), &self.model);
-        let norm = self
-            .config
-            .grad_clip_norm
-            .and_then(|max| clip_grad_norm_on_device(&mut grads, &self.model, max));
+        let norm = match self.config.grad_clip_norm {
+            Some(max) => clip_grad_norm_on_device(&mut grads, &self.model, max)?,
+            None => None,
+        };
         let grad_norm = match (norm, read) {
             (Some(norm), true) => Some(crate::host::read_scalar(norm, "gradient norm")?),
             _ => None,
@@ -270,7 +270,7 @@ where
         self.model = self
             .optimizer
             .step(learning_rate, self.model.clone(), grads);
-        self.ema.update(&self.model);
+        self.ema.update(&self.model)?;
         self.step += 1;
         Ok(StepStats {
             step: self.step,
