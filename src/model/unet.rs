@@ -91,8 +91,10 @@ impl UNetConfig {
     /// Builds the network.
     ///
     /// # Errors
-    /// A zero channel count or level count, a resolution not divisible by 2^(levels−1), a
-    /// channel count not divisible by the GroupNorm groups, a dropout outside [0, 1).
+    /// A zero channel count or level count, `base_channels` below 2, more than 32 levels, a
+    /// resolution not divisible by 2^(levels−1), a channel count that overflows or is not
+    /// divisible by the GroupNorm groups, an attention resolution the network never has,
+    /// a dropout outside [0, 1).
     pub fn init(&self, device: &Device) -> error::Result<UNet> {
         self.validate()?;
         let ch = self.base_channels;
@@ -179,7 +181,24 @@ impl UNetConfig {
                 "need at least one block per level".into(),
             );
         }
-        let factor = 1usize << (self.channel_multipliers.len() - 1);
+        if self.base_channels < 2 {
+            return bad(
+                "base_channels",
+                self.base_channels.to_string(),
+                "must be at least 2 (it is the timestep embedding's width)".into(),
+            );
+        }
+        let levels = self.channel_multipliers.len();
+        let Some(factor) = 1usize
+            .checked_shl(levels as u32 - 1)
+            .filter(|_| levels <= 32)
+        else {
+            return bad(
+                "channel_multipliers",
+                format!("{levels} levels"),
+                "at most 32 levels (each halves the resolution)".into(),
+            );
+        };
         if self.resolution == 0 || !self.resolution.is_multiple_of(factor) {
             return bad(
                 "resolution",
@@ -191,7 +210,13 @@ impl UNetConfig {
             return bad("norm_groups", "0".into(), "must be positive".into());
         }
         for mult in &self.channel_multipliers {
-            let c = self.base_channels * mult;
+            let Some(c) = self.base_channels.checked_mul(*mult) else {
+                return bad(
+                    "channel_multipliers",
+                    format!("{:?}", self.channel_multipliers),
+                    format!("base_channels × {mult} overflows"),
+                );
+            };
             if !c.is_multiple_of(self.norm_groups) {
                 return bad(
                     "norm_groups",
@@ -199,6 +224,18 @@ impl UNetConfig {
                     format!("must divide every channel count; {c} is not divisible"),
                 );
             }
+        }
+        let resolutions: Vec<usize> = (0..levels).map(|l| self.resolution >> l).collect();
+        if let Some(r) = self
+            .attention_resolutions
+            .iter()
+            .find(|r| !resolutions.contains(r))
+        {
+            return bad(
+                "attention_resolutions",
+                format!("{:?}", self.attention_resolutions),
+                format!("{r} is not one of the network's resolutions {resolutions:?}"),
+            );
         }
         if !(0.0..1.0).contains(&self.dropout) {
             return bad(

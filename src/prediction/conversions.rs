@@ -18,7 +18,7 @@
 use burn::config::Config;
 use burn::tensor::Tensor;
 
-use crate::error;
+use crate::error::{self, DiffusionError};
 use crate::process::ForwardProcess;
 use crate::schedule::{TimestepInput, Timesteps, check_same_shape};
 
@@ -64,7 +64,10 @@ impl Prediction {
     /// - `x_t`, `output`: `[N, ...]`; `t`: `[N]`; both results `[N, ...]`
     ///
     /// # Errors
-    /// A timestep outside `0..T`, a batch-size mismatch, or `output` of another shape.
+    /// A timestep outside `0..T`, a batch-size mismatch, or `output` of another shape;
+    /// ε-prediction at a timestep with a_t = 0 (zero terminal SNR: x_t holds no signal, so
+    /// x̂_0 = (x_t − s_t ε̂)/a_t does not exist), which would otherwise give NaN samples.
+    /// v-prediction is defined at every timestep.
     pub fn to_x0_eps<P: ForwardProcess + ?Sized, const D: usize>(
         &self,
         process: &P,
@@ -75,6 +78,15 @@ impl Prediction {
         check_same_shape("model output vs x_t", &x_t, &output)?;
         let ts = t.host(process.num_timesteps())?;
         let (a, s) = (process.signal_scale(), process.noise_std());
+        if let (Self::Epsilon, Some(&t)) = (self, ts.as_slice().iter().find(|&&t| a[t] == 0.0)) {
+            return Err(DiffusionError::config(
+                "timestep",
+                t,
+                "epsilon prediction cannot give x0 where sqrt(alpha_bar_t) = 0 (the last step \
+                 of a zero-terminal-SNR schedule): use Prediction::Velocity, or leave this \
+                 timestep out of the sampler's grid",
+            ));
+        }
         Ok(match self {
             Self::Epsilon => {
                 let x0 = linear(&ts, &x_t, |t| 1.0 / a[t], &output, |t| -s[t] / a[t])?;

@@ -88,8 +88,9 @@ impl Spacing {
         let mut kept = match self {
             Self::Leading { steps, offset } => {
                 let ratio = t / steps;
-                let last = (steps - 1) * ratio + offset;
-                if last >= t {
+                let last = ((steps - 1) * ratio).checked_add(*offset);
+                if last.is_none_or(|last| last >= t) {
+                    let last = last.map_or("past usize::MAX".into(), |l| l.to_string());
                     return Err(fail(format!(
                         "offset {offset} puts the last step at {last}, beyond {}",
                         t - 1
@@ -236,5 +237,12 @@ mod tests {
         );
         assert!(Spacing::Trailing { steps: 11 }.timesteps(10).is_err());
         assert!(Spacing::Sections(vec![6, 1]).timesteps(10).is_err());
+        // An offset that overflows is an error, not a wrapped-around timestep.
+        let huge = Spacing::Leading {
+            steps: 5,
+            offset: usize::MAX,
+        };
+        let e = huge.timesteps(1000).unwrap_err().to_string();
+        assert!(e.contains("past usize::MAX"), "{e}");
     }
 }

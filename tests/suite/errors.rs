@@ -126,3 +126,44 @@ fn posterior_at_t0_is_a_point_mass_at_x0() {
         assert!(lv.iter().all(|v| v.is_finite()));
     });
 }
+
+/// On a zero-terminal-SNR schedule the last timestep has a_t = 0: ε-prediction cannot
+/// give x̂_0 there, so a sampler visiting it is an error naming the timestep (it gave
+/// all-NaN samples); v-prediction samples finite values on the same grid.
+#[test]
+fn epsilon_prediction_where_alpha_bar_is_zero_is_an_error_not_nan() {
+    use burn_diffusion::sampler::{DdimSampler, SampleOptions, X0Options, sample_from_noise};
+    use burn_diffusion::schedule::Spacing;
+    let schedule = ScheduleConfig::new()
+        .with_rescale_zero_terminal_snr(true)
+        .init()
+        .unwrap();
+    let process = VpProcess::new(schedule);
+    assert_eq!(process.signal_scale()[999], 0.0);
+    let grid = Spacing::Trailing { steps: 10 };
+    let model = |x: Tensor<2>, _t: Tensor<1, Int>| x * 0.5;
+    on_each_device(|device| {
+        let run = |prediction| {
+            let x0 = X0Options {
+                prediction,
+                ..X0Options::default()
+            };
+            let ddim = DdimSampler::with_spacing(process.clone(), &grid, 0.0, x0).unwrap();
+            sample_from_noise(
+                &ddim,
+                &model,
+                [4, 2],
+                device,
+                SampleOptions::default(),
+                |_, _| {},
+            )
+        };
+        let e = run(Prediction::Epsilon).unwrap_err().to_string();
+        assert!(
+            e.contains("timestep = 999") && e.contains("Velocity"),
+            "{e}"
+        );
+        let v = crate::common::values(run(Prediction::Velocity).unwrap().sample);
+        assert!(v.iter().all(|x| x.is_finite()), "{v:?}");
+    });
+}

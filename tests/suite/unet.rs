@@ -87,6 +87,29 @@ fn bad_configurations_are_errors() {
             .init(&device)
             .is_err()
     );
+    // Configurations that used to pass validation and then panic or be half ignored: an
+    // embedding width below 2, 65 levels (2^64 overflowed), an overflowing channel count,
+    // an attention resolution the network never reaches (8×8 input: 8 and 4 only).
+    let error = |config: UNetConfig| config.init(&device).unwrap_err().to_string();
+    let e = error(
+        UNetConfig::digits()
+            .with_base_channels(1)
+            .with_norm_groups(1),
+    );
+    assert!(e.contains("base_channels"), "{e}");
+    let e = error(UNetConfig::digits().with_channel_multipliers(vec![1; 65]));
+    assert!(e.contains("65 levels"), "{e}");
+    let e = error(
+        UNetConfig::digits()
+            .with_norm_groups(1)
+            .with_channel_multipliers(vec![1, usize::MAX]),
+    );
+    assert!(e.contains("overflows"), "{e}");
+    let e = error(UNetConfig::digits().with_attention_resolutions(vec![4, 16]));
+    assert!(
+        e.contains("16 is not one of the network's resolutions [8, 4]"),
+        "{e}"
+    );
 }
 
 /// A few AdamW steps of the simplified loss on a fixed batch of a tiny config lower the
