@@ -72,6 +72,17 @@ pub fn scratch(group: &str, name: &str) -> PathBuf {
     dir
 }
 
+/// The names of the `step-*` checkpoint directories under `root`, sorted.
+pub fn step_dirs(root: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(root)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("step-"))
+        .collect();
+    names.sort();
+    names
+}
+
 /// A float tensor from `f64` values (rounded to f32) with the given shape.
 pub fn tensor<const D: usize>(values: &[f64], shape: [usize; D], device: &Device) -> Tensor<D> {
     let v: Vec<f32> = values.iter().map(|x| *x as f32).collect();

@@ -19,7 +19,7 @@ use burn_diffusion::{
     schedule::{BetaSchedule, DiscreteSchedule, ScheduleConfig, Spacing, Timesteps},
 };
 
-use crate::common::{assert_close, devices, timesteps, values};
+use crate::common::{assert_close, devices, timesteps, transcendental_slack, values};
 
 /// Named results of one device, in a fixed order.
 type Results = Vec<(&'static str, Vec<f64>)>;
@@ -160,16 +160,24 @@ fn samplers(device: &Device) -> Results {
     ]
 }
 
-/// Each device's results against Flex's. f32 arithmetic in another order (fused kernels,
-/// other reduction trees, other libm) differs in the last bits; over a 20-step chain
-/// that stays far below 1e-4.
+/// Each device's results against Flex's, |got − want| ≤ 1e-6 + rel·|want|. f32 arithmetic
+/// in another order (other reduction trees, other libm) differs in the last bits and
+/// compounds over a chain: the worst case measured on NdArray used a quarter of rel =
+/// 3e-5 (Euler–Maruyama, 10 steps). On wgpu, Vulkan's `exp` and `tanh` are accurate to
+/// a few ulps rather than libm's half ulp (see `transcendental_slack`), and Heun's nine
+/// model calls compound that: rel = 2e-4, of which lavapipe used a third.
 fn check_against_flex(what: &str, compute: fn(&Device) -> Results) {
     let all = devices();
     let (_, flex) = &all[0];
     let reference = compute(flex);
     for (name, device) in &all[1..] {
         for ((label, got), (_, want)) in compute(device).iter().zip(&reference) {
-            assert_close(&format!("{what} on {name}: {label}"), got, want, 1e-4, 1e-5);
+            let rel = if transcendental_slack(device) > 0.0 {
+                2e-4
+            } else {
+                3e-5
+            };
+            assert_close(&format!("{what} on {name}: {label}"), got, want, rel, 1e-6);
         }
     }
 }

@@ -16,7 +16,7 @@ use burn_diffusion::{
     train::{Checkpoint, FitOptions, TrainConfig, Trainer},
 };
 
-use crate::common::{scratch, weights};
+use crate::common::{scratch, step_dirs, weights};
 
 fn loss(prediction: Prediction) -> SimpleLoss<VpProcess> {
     let schedule = ScheduleConfig::new().with_num_timesteps(50).init().unwrap();
@@ -104,8 +104,9 @@ fn mlp_trainer(config: TrainConfig, loss: SimpleLoss<VpProcess>, device: &Device
     Trainer::new(config, model, loss, device).unwrap()
 }
 
-/// Flipped bytes, truncation, another model's file and an edited `state.json` are each
-/// an error naming the file; nothing loads silently.
+/// Flipped bytes, truncation and another run's file (weights, EMA, optimizer state), an
+/// edited `state.json` and an edited manifest are each an error naming the file; nothing
+/// loads silently.
 #[test]
 fn corrupt_or_replaced_files_are_refused_by_name() {
     let device = Device::flex();
@@ -141,12 +142,18 @@ fn corrupt_or_replaced_files_are_refused_by_name() {
             .load_ema(mlp.init(&device).unwrap())
             .map(|_| ())
     };
+    // The optimizer state is read by a resume (after the weights, which stay good here).
+    let resume = || {
+        let trainer = mlp_trainer(config_keep(2, 1), loss(Prediction::Epsilon), &device);
+        trainer.resume(&Checkpoint::open(&step_dir)?).map(|_| ())
+    };
     for (file, load) in [
         (
             "model.bpk",
             &load_model as &dyn Fn() -> Result<(), DiffusionError>,
         ),
         ("ema.bpk", &load_ema),
+        ("optimizer.bpk", &resume),
     ] {
         let good = original(file);
         // 16 bytes flipped in the middle.
@@ -220,17 +227,11 @@ fn pruning_keeps_what_latest_names() {
     resumed.fit(&data, 6, &fit_options(&root)).unwrap();
     let latest = Checkpoint::latest(&root).unwrap().unwrap();
     assert_eq!(latest.state().step, 6);
-    let mut left: Vec<String> = std::fs::read_dir(&root)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with("step-"))
-        .collect();
-    left.sort();
-    assert_eq!(left, vec!["step-00000006".to_string()]);
+    assert_eq!(step_dirs(&root), vec!["step-00000006".to_string()]);
     // keep 2 keeps the newest before latest too.
     let mut kept = trainer(8, 2).resume(&latest).unwrap();
     kept.fit(&data, 8, &fit_options(&root)).unwrap();
-    assert!(root.join("step-00000006").exists() && root.join("step-00000008").exists());
+    assert_eq!(step_dirs(&root), vec!["step-00000006", "step-00000008"]);
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

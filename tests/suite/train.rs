@@ -17,7 +17,7 @@ use burn_diffusion::{
     train::{Checkpoint, FitOptions, TrainConfig, Trainer},
 };
 
-use crate::common::{scratch, weights};
+use crate::common::{scratch, step_dirs, weights};
 
 fn loss() -> SimpleLoss<VpProcess> {
     let schedule = ScheduleConfig::new()
@@ -195,12 +195,7 @@ fn checkpoints_round_trip_and_survive_a_crash_mid_write() {
     assert_eq!(weights(&ema), weights(&trainer.ema_model()));
     assert_ne!(weights(&model), weights(&ema));
     // keep_checkpoints = 1: only step 6 is left.
-    let dirs: Vec<String> = std::fs::read_dir(&root)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with("step-"))
-        .collect();
-    assert_eq!(dirs, vec!["step-00000006".to_string()]);
+    assert_eq!(step_dirs(&root), vec!["step-00000006".to_string()]);
 
     // A crash mid-write leaves a partial directory and the old pointer: still loadable.
     std::fs::create_dir_all(root.join(".partial-step-00000009")).unwrap();
