@@ -86,7 +86,7 @@ fn bench_unet(c: &mut Criterion) {
         let model = config.init(&device).expect("unet");
         println!("UNetConfig::mnist(): {} parameters", model.num_params());
         let x = randn::<4>([BATCH, 1, 28, 28], 1, &device);
-        let t = uniform_timesteps(BATCH, STEPS, 2, &device);
+        let t = uniform_timesteps(BATCH, STEPS, 2, &device).unwrap();
         let (_, fwd_peak) = peak_bytes(|| forward(&model, &x, &t));
         group.bench_function(format!("forward/{name}"), |b| {
             b.iter(|| black_box(forward(&model, &x, &t)))
@@ -97,7 +97,7 @@ fn bench_unet(c: &mut Criterion) {
         let mut optim = AdamWConfig::new().init();
         let x0 = randn::<4>([BATCH, 1, 28, 28], 3, &ad).tanh();
         let noise = randn::<4>([BATCH, 1, 28, 28], 4, &ad);
-        let t = uniform_timesteps(BATCH, STEPS, 5, &ad);
+        let t = uniform_timesteps(BATCH, STEPS, 5, &ad).unwrap();
         let mut step = || {
             let m = model.take().expect("model");
             let l = loss

@@ -49,6 +49,17 @@ pub enum DiffusionError {
         /// Number of timesteps of the process.
         num_timesteps: usize,
     },
+    /// A tensor a model or function cannot take: an empty batch, the wrong rank, channel
+    /// count or resolution (checked before the call, see [`crate::Denoiser::check_input`]).
+    #[error("invalid {what} of shape {shape:?}: {reason}")]
+    InvalidInput {
+        /// What the tensor is (e.g. "UNet input x_t").
+        what: &'static str,
+        /// Its shape.
+        shape: Vec<usize>,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// Two tensors (or a tensor and the timesteps) disagree in shape.
     #[error("shape mismatch for {what}: expected {expected:?}, got {got:?}")]
     ShapeMismatch {
@@ -111,6 +122,14 @@ impl DiffusionError {
     }
 
     /// A [`DiffusionError::Data`] for the file at `path`.
+    pub(crate) fn input(what: &'static str, shape: &[usize], reason: impl Into<String>) -> Self {
+        Self::InvalidInput {
+            what,
+            shape: shape.to_vec(),
+            reason: reason.into(),
+        }
+    }
+
     pub(crate) fn data(path: impl AsRef<std::path::Path>, reason: impl Into<String>) -> Self {
         Self::Data {
             path: path.as_ref().display().to_string(),

@@ -53,6 +53,9 @@ impl Manifest {
         let path = dir.join(MANIFEST_FILE);
         let text = std::fs::read_to_string(&path).map_err(|e| fail(&path, e))?;
         let malformed = |why: &str| fail(&path, format!("malformed manifest: {why}"));
+        if !text.ends_with('\n') {
+            return Err(malformed("truncated (it ends with a newline)"));
+        }
         let body_len = text.trim_end_matches('\n').rfind('\n').map_or(0, |i| i + 1);
         let (body, last) = text.split_at(body_len);
         let mut last = last.split_whitespace();
@@ -137,6 +140,24 @@ pub(crate) fn save_module<M: Module>(module: &M, path: &Path) -> error::Result<(
         .clone()
         .save_file(path)
         .map_err(|e| fail(path, format!("{e:?}")))
+}
+
+/// The crash tests' hook (`tests/suite/crash.rs`): when the environment variable
+/// `BURN_DIFFUSION_PAUSE_AT` is `{point}:{step}`, reports `paused at {point}:{step}` on
+/// stderr and blocks forever, so that the test can SIGKILL the process at exactly this
+/// moment of a checkpoint write. Otherwise (always, outside those tests) it does nothing
+/// but read the variable.
+pub(crate) fn pause_point(point: &str, step: usize) {
+    let Some(wanted) = std::env::var_os("BURN_DIFFUSION_PAUSE_AT") else {
+        return;
+    };
+    let here = format!("{point}:{step}");
+    if wanted.to_string_lossy() == here {
+        eprintln!("paused at {here}");
+        loop {
+            std::thread::sleep(std::time::Duration::from_secs(3600));
+        }
+    }
 }
 
 /// Flushes `path` to the disk.

@@ -12,14 +12,15 @@ const GAP: u8 = 128;
 /// Writes the images `[N, C, H, W]` (C = 1 for grayscale or 3 for RGB, values in [−1, 1])
 /// as one PNG: a grid of `columns` cells per row, ⌈N / columns⌉ rows, separated by
 /// 1-pixel mid-gray gaps. A value v becomes the 8-bit level round((v + 1)·127.5), values
-/// outside [−1, 1] are clamped (so −1 is black and +1 white). Parent directories are
-/// created.
+/// outside [−1, 1] are clamped (so −1 is black and +1 white; NaN is drawn black). Parent
+/// directories are created.
 ///
 /// # Shapes
 /// `images`: `[N, C, H, W]` with N ≥ 1 and C ∈ {1, 3}.
 ///
 /// # Errors
 /// [`DiffusionError::ShapeMismatch`] for another channel count or an empty batch,
+/// [`DiffusionError::InvalidInput`] for images of zero height or width,
 /// [`DiffusionError::InvalidConfig`] for `columns == 0`, [`DiffusionError::TensorRead`] if
 /// the tensor cannot be read, [`DiffusionError::Data`] if the file cannot be written.
 ///
@@ -44,7 +45,8 @@ pub fn write_png_grid(
 /// neighbour), for small images such as 8×8 digits; gaps stay 1 pixel wide.
 ///
 /// # Errors
-/// As [`write_png_grid`], and [`DiffusionError::InvalidConfig`] for `scale == 0`.
+/// As [`write_png_grid`], and [`DiffusionError::InvalidConfig`] for `scale == 0` or a grid
+/// too large for PNG or for memory (checked before anything is allocated).
 pub fn write_png_grid_scaled(
     path: impl AsRef<Path>,
     images: Tensor<4>,
@@ -66,11 +68,33 @@ pub fn write_png_grid_scaled(
     if scale == 0 {
         return Err(DiffusionError::config("scale", 0, "must be positive"));
     }
-    let values: Vec<f32> = crate::host::read_vec(images, "images")?;
+    if h == 0 || w == 0 {
+        return Err(DiffusionError::input(
+            "images",
+            &[n, c, h, w],
+            "images need a positive height and width",
+        ));
+    }
     let (cols, rows) = (columns.min(n), n.div_ceil(columns));
+    // The grid's size is known before anything is read or allocated: PNG limits each
+    // side to 2^31 − 1 pixels, and the buffer must fit in memory.
+    let side = |count: usize, cell: usize| {
+        cell.checked_mul(scale)
+            .and_then(|cell| cell.checked_add(1)?.checked_mul(count)?.checked_sub(1))
+            .filter(|&side| side <= i32::MAX as usize)
+    };
+    let (Some(width), Some(height)) = (side(cols, w), side(rows, h)) else {
+        return Err(DiffusionError::config(
+            "scale",
+            scale,
+            format!(
+                "a grid of {rows}×{cols} images of {h}×{w} pixels is beyond PNG's 2^31 − 1 pixels a side"
+            ),
+        ));
+    };
+    crate::size::check_elements("PNG grid [height, width, channels]", &[height, width, c], 1)?;
     let (cell_h, cell_w) = (h * scale, w * scale);
-    let width = cols * cell_w + cols - 1;
-    let height = rows * cell_h + rows - 1;
+    let values: Vec<f32> = crate::host::read_vec(images, "images")?;
     let mut pixels = vec![GAP; width * height * c];
     for (i, image) in values.chunks_exact(c * h * w).enumerate() {
         let (top, left) = ((i / cols) * (cell_h + 1), (i % cols) * (cell_w + 1));

@@ -121,6 +121,7 @@ pub mod process;
 pub mod progress;
 pub mod sampler;
 pub mod schedule;
+mod size;
 pub mod train;
 pub mod vae;
 

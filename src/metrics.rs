@@ -17,7 +17,7 @@ use crate::noise::SeededRng;
 ///
 /// # Errors
 /// [`DiffusionError::InvalidConfig`] for `dim == 0`, `projections == 0`, empty sets,
-/// lengths not divisible by `dim`, or sets of different sizes.
+/// lengths not divisible by `dim`, sets of different sizes, or a non-finite coordinate.
 ///
 /// # Example
 /// ```
@@ -47,6 +47,13 @@ pub fn sliced_wasserstein(
             "point sets",
             format!("{} and {} numbers", x.len(), y.len()),
             format!("must be non-empty, of equal size and made of {dim}-dimensional points"),
+        ));
+    }
+    if let Some(v) = x.iter().chain(y).find(|v| !v.is_finite()) {
+        return Err(DiffusionError::config(
+            "point sets",
+            v,
+            "every coordinate must be finite (a diverged sampler gives NaN)",
         ));
     }
     let mut rng = SeededRng::new(seed);

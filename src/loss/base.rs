@@ -69,7 +69,7 @@ pub trait Loss<const D: usize> {
     ) -> error::Result<LossOutput> {
         let device = x0.device();
         let n = x0.dims()[0];
-        let t = uniform_timestep_values(n, self.num_timesteps(), seed);
+        let t = uniform_timestep_values(n, self.num_timesteps(), seed)?;
         let noise = randn(x0.shape(), seed.wrapping_add(1), &device);
         self.loss(model, x0, &t, noise)
     }
@@ -94,22 +94,43 @@ pub fn process_fingerprint<P: ForwardProcess + ?Sized>(process: &P) -> String {
 ///
 /// # Shapes
 /// - output: `[n]`
+///
+/// # Errors
+/// `num_timesteps = 0` (there is no timestep to draw).
 pub fn uniform_timesteps(
     n: usize,
     num_timesteps: usize,
     seed: u64,
     device: &burn::tensor::Device,
-) -> Tensor<1, Int> {
-    uniform_timestep_values(n, num_timesteps, seed).to_tensor(device)
+) -> error::Result<Tensor<1, Int>> {
+    Ok(uniform_timestep_values(n, num_timesteps, seed)?.to_tensor(device))
 }
 
 /// `n` timesteps drawn uniformly from `0..num_timesteps` with [`SeededRng`], on the host
-/// (the same values as [`uniform_timesteps`]; `num_timesteps = 0` gives zeros).
-pub fn uniform_timestep_values(n: usize, num_timesteps: usize, seed: u64) -> Timesteps {
+/// (the same values as [`uniform_timesteps`]).
+///
+/// # Errors
+/// `num_timesteps = 0` (there is no timestep to draw).
+pub fn uniform_timestep_values(
+    n: usize,
+    num_timesteps: usize,
+    seed: u64,
+) -> error::Result<Timesteps> {
+    if num_timesteps == 0 {
+        return Err(crate::DiffusionError::config(
+            "num_timesteps",
+            0,
+            "there is no timestep to draw",
+        ));
+    }
+    Ok(draw_uniform(n, num_timesteps, seed))
+}
+
+/// [`uniform_timestep_values`] for a `num_timesteps` ≥ 1 known to the caller.
+pub(crate) fn draw_uniform(n: usize, num_timesteps: usize, seed: u64) -> Timesteps {
     let mut rng = SeededRng::new(seed);
-    let last = num_timesteps.saturating_sub(1);
     let values = (0..n)
-        .map(|_| ((rng.next_open01() * num_timesteps as f64) as usize).min(last))
+        .map(|_| ((rng.next_open01() * num_timesteps as f64) as usize).min(num_timesteps - 1))
         .collect();
     Timesteps::new(values)
 }
@@ -124,7 +145,7 @@ pub(crate) fn noised_output<P: ForwardProcess, M: Denoiser<D>, const D: usize>(
     noise: Tensor<D>,
 ) -> error::Result<(Tensor<D>, Tensor<D>)> {
     let x_t = process.q_sample(x0, t, noise)?;
-    let output = model.denoise(x_t.clone(), t.tensor(&x_t.device()), None);
+    let output = model.try_denoise(x_t.clone(), t.tensor(&x_t.device()), None)?;
     Ok((x_t, output))
 }
 

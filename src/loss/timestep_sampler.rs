@@ -140,15 +140,25 @@ impl TimestepSampler for LossSecondMomentResampler {
         if !self.warmed_up() {
             return vec![1.0; steps];
         }
+        // √(E[L²]) scaled by the largest |L| first, so that losses near f64's range
+        // (1e300) do not overflow to ∞ and NaN weights.
+        let largest = self
+            .losses
+            .iter()
+            .flatten()
+            .fold(0.0f64, |m, l| m.max(l.abs()));
+        if largest == 0.0 {
+            return vec![1.0; steps];
+        }
         let rms: Vec<f64> = self
             .losses
             .iter()
-            .map(|h| (h.iter().map(|l| l * l).sum::<f64>() / h.len() as f64).sqrt())
+            .map(|h| {
+                let mean_square = h.iter().map(|l| (l / largest).powi(2)).sum::<f64>();
+                (mean_square / h.len() as f64).sqrt()
+            })
             .collect();
         let total: f64 = rms.iter().sum();
-        if total <= 0.0 {
-            return vec![1.0; steps];
-        }
         rms.iter()
             .map(|r| r / total * (1.0 - self.uniform_prob) + self.uniform_prob / steps as f64)
             .collect()

@@ -2,6 +2,8 @@
 
 use burn::tensor::{Int, Tensor};
 
+use crate::error::{self, DiffusionError};
+
 /// A denoising network: its raw output at noisy input `x_t` and per-example timesteps `t`.
 ///
 /// What the output means (ε, x_0 or v, and for learned variances a second half of
@@ -64,6 +66,98 @@ pub trait Denoiser<const D: usize> {
         t: Tensor<1, Int>,
         labels: Option<Tensor<1, Int>>,
     ) -> Tensor<D>;
+
+    /// Checks that the model takes an input `x_t` of shape `dims`, so that a wrong shape
+    /// is an error instead of a panic inside Burn. It reads no tensor (it runs on the
+    /// host before every model call that [`Denoiser::try_denoise`] makes, which is how
+    /// every loss and sampler of the crate calls a model).
+    ///
+    /// The default accepts every shape: override it in a model of your own to name what
+    /// it needs (as [`crate::model::UNet`] does: rank 4, its input channels, a resolution
+    /// divisible by 2^(levels−1)).
+    ///
+    /// # Errors
+    /// [`DiffusionError::InvalidInput`] (or `ShapeMismatch`) naming what is wrong.
+    ///
+    /// # Example
+    /// ```
+    /// use burn::tensor::{Device, Int, Tensor};
+    /// use burn_diffusion::{Denoiser, DiffusionError};
+    ///
+    /// /// A model of 3-wide points.
+    /// struct Points;
+    /// impl Denoiser<2> for Points {
+    ///     fn denoise(&self, x_t: Tensor<2>, _t: Tensor<1, Int>, _labels: Option<Tensor<1, Int>>) -> Tensor<2> {
+    ///         x_t * 0.5
+    ///     }
+    ///     fn check_input(&self, dims: &[usize]) -> burn_diffusion::Result<()> {
+    ///         if dims[1] == 3 {
+    ///             Ok(())
+    ///         } else {
+    ///             Err(DiffusionError::ShapeMismatch {
+    ///                 what: "Points input",
+    ///                 expected: vec![dims[0], 3],
+    ///                 got: dims.to_vec(),
+    ///             })
+    ///         }
+    ///     }
+    /// }
+    ///
+    /// let device = Device::flex();
+    /// let t = Tensor::<1, Int>::from_ints([1, 2], &device);
+    /// let ok = Points.try_denoise(Tensor::zeros([2, 3], &device), t.clone(), None);
+    /// assert_eq!(ok?.dims(), [2, 3]);
+    /// let wrong = Points.try_denoise(Tensor::zeros([2, 4], &device), t.clone(), None);
+    /// assert!(matches!(wrong, Err(DiffusionError::ShapeMismatch { .. })));
+    /// let empty = Points.try_denoise(Tensor::zeros([0, 3], &device), t.slice([0..0]), None);
+    /// assert!(matches!(empty, Err(DiffusionError::InvalidInput { .. })));
+    /// # Ok::<(), DiffusionError>(())
+    /// ```
+    fn check_input(&self, dims: &[usize]) -> error::Result<()> {
+        let _ = dims;
+        Ok(())
+    }
+
+    /// [`Denoiser::denoise`] after checking what can be checked without reading a
+    /// tensor: a batch of at least one example, one timestep (and one label, when given)
+    /// per example, and [`Denoiser::check_input`]. The losses and samplers call models
+    /// through it; there is no reason to override it.
+    ///
+    /// # Errors
+    /// [`DiffusionError::InvalidInput`] for an empty batch, `ShapeMismatch` for timesteps
+    /// or labels of another length, and whatever `check_input` returns.
+    fn try_denoise(
+        &self,
+        x_t: Tensor<D>,
+        t: Tensor<1, Int>,
+        labels: Option<Tensor<1, Int>>,
+    ) -> error::Result<Tensor<D>> {
+        let dims = x_t.dims();
+        if dims[0] == 0 {
+            return Err(DiffusionError::input(
+                "model input x_t",
+                &dims,
+                "the batch has no examples",
+            ));
+        }
+        let per_example = |what: &'static str, got: usize| {
+            if got == dims[0] {
+                Ok(())
+            } else {
+                Err(DiffusionError::ShapeMismatch {
+                    what,
+                    expected: vec![dims[0]],
+                    got: vec![got],
+                })
+            }
+        };
+        per_example("timesteps vs the batch of x_t", t.dims()[0])?;
+        if let Some(labels) = &labels {
+            per_example("labels vs the batch of x_t", labels.dims()[0])?;
+        }
+        self.check_input(&dims)?;
+        Ok(self.denoise(x_t, t, labels))
+    }
 }
 
 impl<const D: usize, F> Denoiser<D> for F

@@ -8,7 +8,7 @@ use burn::tensor::{Device, Int, Tensor};
 
 use crate::error::{self, DiffusionError};
 use crate::model::Denoiser;
-use crate::model::unet::timestep_embedding;
+use crate::model::unet::sinusoidal;
 
 /// Configuration of [`Mlp`].
 ///
@@ -45,7 +45,8 @@ impl MlpConfig {
     /// Builds the network.
     ///
     /// # Errors
-    /// A zero size or layer count.
+    /// A zero size or layer count, a timestep embedding below 2, or more parameters than
+    /// the host's memory holds.
     pub fn init(&self, device: &Device) -> error::Result<Mlp> {
         for (name, v) in [
             ("dim", self.dim),
@@ -58,6 +59,22 @@ impl MlpConfig {
                 return Err(DiffusionError::config(name, 0, "must be positive"));
             }
         }
+        if self.time_embedding < 2 {
+            return Err(DiffusionError::config(
+                "time_embedding",
+                self.time_embedding,
+                "must be at least 2 (one sine and one cosine)",
+            ));
+        }
+        let (inputs, width) = (
+            self.dim as u128 + self.time_embedding as u128,
+            self.hidden as u128,
+        );
+        let outputs = self.out_dim.unwrap_or(self.dim) as u128;
+        let parameters = (inputs + 1) * width
+            + (self.layers as u128 - 1) * (width + 1) * width
+            + (width + 1) * outputs;
+        crate::size::check_parameters("MlpConfig", parameters)?;
         let mut hidden =
             vec![LinearConfig::new(self.dim + self.time_embedding, self.hidden).init(device)];
         for _ in 1..self.layers {
@@ -85,7 +102,7 @@ pub struct Mlp {
 impl Mlp {
     /// The network's output at `(x_t, t)`.
     pub fn forward(&self, x_t: Tensor<2>, t: Tensor<1, Int>) -> Tensor<2> {
-        let temb = timestep_embedding(t, self.time_embedding, &x_t.device());
+        let temb = sinusoidal(t, self.time_embedding, &x_t.device());
         let mut h = Tensor::cat(vec![x_t, temb], 1);
         for layer in &self.hidden {
             h = silu(layer.forward(h));
@@ -95,6 +112,19 @@ impl Mlp {
 }
 
 impl Denoiser<2> for Mlp {
+    /// `[N, dim]`.
+    fn check_input(&self, dims: &[usize]) -> error::Result<()> {
+        let dim = self.hidden[0].weight.dims()[0] - self.time_embedding;
+        if dims.get(1) != Some(&dim) {
+            return Err(DiffusionError::input(
+                "Mlp input x_t",
+                dims,
+                format!("the model takes [N, {dim}]"),
+            ));
+        }
+        Ok(())
+    }
+
     fn denoise(
         &self,
         x_t: Tensor<2>,

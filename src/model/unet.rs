@@ -225,6 +225,15 @@ impl UNetConfig {
                 );
             }
         }
+        // At least the two 3×3 convolutions of a block at the widest level (and the
+        // class embedding): a lower bound, so that nothing that fits is refused.
+        let widest = self.base_channels as u128
+            * *self.channel_multipliers.iter().max().unwrap_or(&1) as u128;
+        let classes = self.num_classes.map_or(0, |n| n as u128 + 1);
+        crate::size::check_parameters(
+            "UNetConfig",
+            18 * widest * widest + classes * 4 * self.base_channels as u128,
+        )?;
         let resolutions: Vec<usize> = (0..levels).map(|l| self.resolution >> l).collect();
         if let Some(r) = self
             .attention_resolutions
@@ -458,7 +467,7 @@ impl UNet {
         t: Tensor<1, Int>,
         labels: Option<Tensor<1, Int>>,
     ) -> Tensor<4> {
-        let mut temb = timestep_embedding(t, self.base_channels, &x_t.device());
+        let mut temb = sinusoidal(t, self.base_channels, &x_t.device());
         temb = self
             .temb_dense1
             .forward(silu(self.temb_dense0.forward(temb)));
@@ -563,6 +572,34 @@ const CONFIG_FILE: &str = "config.json";
 const WEIGHTS_FILE: &str = "weights.bpk";
 
 impl Denoiser<4> for UNet {
+    /// `[N, in_channels, H, W]` with H and W positive multiples of 2^(levels−1) (the
+    /// skip connections need every downsampling to halve exactly).
+    fn check_input(&self, dims: &[usize]) -> error::Result<()> {
+        let in_channels = self.conv_in.weight.dims()[1];
+        let factor = 1usize << self.down.iter().filter(|s| s.resample.is_some()).count();
+        let what = "UNet input x_t";
+        if dims.len() != 4 || dims[1] != in_channels {
+            return Err(DiffusionError::input(
+                what,
+                dims,
+                format!("the model takes [N, {in_channels}, H, W]"),
+            ));
+        }
+        if dims[2..]
+            .iter()
+            .any(|&r| r == 0 || !r.is_multiple_of(factor))
+        {
+            return Err(DiffusionError::input(
+                what,
+                dims,
+                format!(
+                    "height and width must be positive multiples of {factor} (the model downsamples by it)"
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     fn denoise(
         &self,
         x_t: Tensor<4>,
@@ -578,7 +615,39 @@ impl Denoiser<4> for UNet {
 ///
 /// # Shapes
 /// - `t`: `[N]`; output `[N, dim]`
-pub fn timestep_embedding(t: Tensor<1, Int>, dim: usize, device: &Device) -> Tensor<2> {
+///
+/// # Errors
+/// `dim` below 2 (the embedding needs at least one sine and one cosine).
+///
+/// # Example
+/// ```
+/// use burn::tensor::{Device, Int, Tensor};
+/// use burn_diffusion::model::timestep_embedding;
+///
+/// let device = Device::flex();
+/// let t = Tensor::<1, Int>::from_ints([0, 10], &device);
+/// let emb = timestep_embedding(t, 8, &device)?;
+/// assert_eq!(emb.dims(), [2, 8]);
+/// assert!(timestep_embedding(Tensor::<1, Int>::from_ints([0], &device), 1, &device).is_err());
+/// # Ok::<(), burn_diffusion::DiffusionError>(())
+/// ```
+pub fn timestep_embedding(
+    t: Tensor<1, Int>,
+    dim: usize,
+    device: &Device,
+) -> error::Result<Tensor<2>> {
+    if dim < 2 {
+        return Err(DiffusionError::config(
+            "timestep embedding dim",
+            dim,
+            "must be at least 2",
+        ));
+    }
+    Ok(sinusoidal(t, dim, device))
+}
+
+/// [`timestep_embedding`] for a `dim` ≥ 2 validated by a model's config.
+pub(crate) fn sinusoidal(t: Tensor<1, Int>, dim: usize, device: &Device) -> Tensor<2> {
     let n = t.dims()[0];
     let half = dim / 2;
     let scale = (10000f64).ln() / (half.max(2) - 1) as f64;

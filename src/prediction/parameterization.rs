@@ -70,13 +70,22 @@ impl Parameterization {
     ///
     /// # Errors
     /// [`DiffusionError::ShapeMismatch`] if the output's channel count (dimension 1) is not
-    /// what [`Parameterization::output_channels`] gives for `x_t`.
+    /// what [`Parameterization::output_channels`] gives for `x_t`;
+    /// [`DiffusionError::InvalidInput`] for a learned variance on rank-1 data.
     pub fn split<const D: usize>(
         &self,
         output: Tensor<D>,
         x_t: &Tensor<D>,
     ) -> error::Result<(Tensor<D>, Option<Tensor<D>>)> {
         let (want, got) = (x_t.dims(), output.dims());
+        if D < 2 && self.variance == VarianceKind::LearnedRange {
+            return Err(DiffusionError::input(
+                "x_t",
+                &want,
+                "a learned variance doubles dimension 1 (channels), which rank-1 data lacks: \
+                 use data of shape [N, C, ...]",
+            ));
+        }
         let mut expected = want;
         if D >= 2 {
             expected[1] = self.output_channels(want[1]);

@@ -97,7 +97,7 @@ pub fn sample<S: ReverseSampler<D>, M: Denoiser<D>, const D: usize>(
     }
     for i in 0..total {
         let t = constant_timesteps(n, sampler.model_timestep(i), &device);
-        let output = model.denoise(x.clone(), t, None);
+        let output = model.try_denoise(x.clone(), t, None)?;
         let noise = sampler.needs_noise(i).then(|| match options.noise {
             NoiseSource::Host => randn(
                 shape.clone(),
@@ -127,7 +127,9 @@ pub fn sample<S: ReverseSampler<D>, M: Denoiser<D>, const D: usize>(
 /// `options.noise`).
 ///
 /// # Errors
-/// As [`sample`].
+/// As [`sample`]; [`crate::DiffusionError::InvalidInput`] if `shape` does not have `D`
+/// dimensions, and `InvalidConfig` if two tensors of its size cannot fit in the host's
+/// memory (checked before anything is allocated).
 pub fn sample_from_noise<S: ReverseSampler<D>, M: Denoiser<D>, const D: usize>(
     sampler: &S,
     model: &M,
@@ -136,6 +138,15 @@ pub fn sample_from_noise<S: ReverseSampler<D>, M: Denoiser<D>, const D: usize>(
     options: SampleOptions,
     progress: impl FnMut(usize, usize),
 ) -> error::Result<SampleOutput<D>> {
+    let shape = shape.into();
+    if shape.num_dims() != D {
+        return Err(crate::DiffusionError::input(
+            "sample shape",
+            shape.as_slice(),
+            format!("the sampler's tensors have {D} dimensions"),
+        ));
+    }
+    crate::size::check_elements("sample shape", shape.as_slice(), 2)?;
     let x_t = match options.noise {
         NoiseSource::Host => randn(shape, options.seed, device),
         NoiseSource::Device => {
@@ -193,6 +204,22 @@ impl<'a, M> Guided<'a, M> {
 }
 
 impl<M: Denoiser<D>, const D: usize> Denoiser<D> for Guided<'_, M> {
+    /// The batch must have one example per guidance label; the model is asked about
+    /// the doubled batch it will get.
+    fn check_input(&self, dims: &[usize]) -> error::Result<()> {
+        let labels = self.labels.dims()[0];
+        if dims.first() != Some(&labels) {
+            return Err(crate::DiffusionError::ShapeMismatch {
+                what: "batch of x_t vs the guidance labels",
+                expected: vec![labels],
+                got: dims.first().copied().into_iter().collect(),
+            });
+        }
+        let mut doubled = dims.to_vec();
+        doubled[0] *= 2;
+        self.model.check_input(&doubled)
+    }
+
     fn denoise(
         &self,
         x_t: Tensor<D>,

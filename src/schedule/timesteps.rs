@@ -154,9 +154,13 @@ impl Timesteps {
     pub fn check_batch<const D: usize>(&self, like: &Tensor<D>) -> Result<()> {
         let dims = like.dims();
         if D == 0 || dims[0] != self.values.len() {
+            let mut expected = dims.to_vec();
+            if let Some(batch) = expected.first_mut() {
+                *batch = self.values.len();
+            }
             return Err(DiffusionError::ShapeMismatch {
-                what: "batch size of the tensor vs the number of timesteps",
-                expected: vec![self.values.len()],
+                what: "the tensor (dimension 0: one example per timestep)",
+                expected,
                 got: dims.to_vec(),
             });
         }

@@ -9,7 +9,7 @@ use burn::optim::OptimizerRecord;
 
 use super::config::TrainConfig;
 use crate::error;
-use crate::files::{self, Manifest, fail, sync};
+use crate::files::{self, Manifest, fail, pause_point, sync};
 
 /// File of the trained weights in a checkpoint directory.
 pub(crate) const MODEL_FILE: &str = "model.bpk";
@@ -47,7 +47,11 @@ pub struct CheckpointState {
 /// moment leaves `latest` naming the previous complete checkpoint. Pruning (keeping the
 /// newest `keep_checkpoints`) never removes the checkpoint `latest` names, and removes
 /// the step directories newer than it: those a crash published but never made `latest`,
-/// which a resumed run replaces.
+/// which a resumed run replaces. A step written again (`Trainer::save_checkpoint` at a
+/// step already saved) moves the old directory aside until `latest` names the new one;
+/// after a crash in between, [`Checkpoint::latest`] restores it. `tests/suite/crash.rs`
+/// SIGKILLs training at each of these moments and checks that every resume succeeds and
+/// ends with an uninterrupted run's weights.
 ///
 /// Loading reads each file whole and checks it against `checksums`: a flipped bit, a
 /// truncated or replaced file, or an edited `state.json` is an error naming the file, and
@@ -63,8 +67,9 @@ impl Checkpoint {
     /// The newest complete checkpoint under `root`, if any.
     ///
     /// # Errors
-    /// [`DiffusionError::Checkpoint`](crate::DiffusionError::Checkpoint) if `latest` exists but names a missing or unreadable
-    /// checkpoint.
+    /// [`DiffusionError::Checkpoint`](crate::DiffusionError::Checkpoint) if `latest` exists
+    /// but does not name a step directory of `root` (`step-NNNNNNNN`: no other path is
+    /// followed), or names a missing or unreadable checkpoint.
     pub fn latest(root: impl AsRef<Path>) -> error::Result<Option<Self>> {
         let pointer = root.as_ref().join(LATEST_FILE);
         let name = match std::fs::read_to_string(&pointer) {
@@ -72,7 +77,24 @@ impl Checkpoint {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(fail(&pointer, e)),
         };
-        Self::open(root.as_ref().join(name.trim())).map(Some)
+        let name = name.trim();
+        let step = name
+            .strip_prefix("step-")
+            .filter(|digits| !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|digits| digits.parse::<usize>().ok());
+        if step.is_none() {
+            return Err(fail(
+                &pointer,
+                format!("names {name:?}, not a step directory (step-NNNNNNNN) of this root"),
+            ));
+        }
+        let dir = root.as_ref().join(name);
+        let replaced = root.as_ref().join(format!("{REPLACED_PREFIX}{name}"));
+        if !dir.exists() && replaced.is_dir() {
+            // A crash while this step was being written again: the old one is complete.
+            std::fs::rename(&replaced, &dir).map_err(|e| fail(&replaced, e))?;
+        }
+        Self::open(dir).map(Some)
     }
 
     /// The checkpoint in `dir`, its manifest and state verified.
@@ -152,6 +174,7 @@ pub(crate) fn write<M: Module>(
     }
     std::fs::create_dir_all(&staging).map_err(|e| fail(&staging, e))?;
     files::save_module(model, &staging.join(MODEL_FILE))?;
+    pause_point("writing", state.step);
     files::save_module(ema, &staging.join(EMA_FILE))?;
     let path = staging.join(OPTIMIZER_FILE);
     optimizer
@@ -163,15 +186,29 @@ pub(crate) fn write<M: Module>(
     for file in written {
         sync(&staging.join(file))?;
     }
+    pause_point("manifest", state.step);
     Manifest::write(&staging, &written)?;
+    // A checkpoint of this step already there (saved again, or an orphan of a crash) is
+    // moved aside, not deleted, until `latest` names the new one: a crash in between
+    // leaves it for `Checkpoint::latest` to restore.
+    let replaced = root.join(format!("{REPLACED_PREFIX}{name}"));
     if dir.exists() {
-        std::fs::remove_dir_all(&dir).map_err(|e| fail(&dir, e))?;
+        if replaced.exists() {
+            std::fs::remove_dir_all(&replaced).map_err(|e| fail(&replaced, e))?;
+        }
+        std::fs::rename(&dir, &replaced).map_err(|e| fail(&dir, e))?;
     }
+    pause_point("replacing", state.step);
     std::fs::rename(&staging, &dir).map_err(|e| fail(&dir, e))?;
+    pause_point("published", state.step);
     replace_file(&root.join(LATEST_FILE), name.as_bytes())?;
+    pause_point("latest", state.step);
     prune(root, &name, state.config.keep_checkpoints)?;
     Ok(Checkpoint { dir, state })
 }
+
+/// Prefix of a checkpoint directory moved aside while its step is written again.
+const REPLACED_PREFIX: &str = ".replaced-";
 
 /// The directory name of the checkpoint of `step`.
 fn step_dir_name(step: usize) -> String {
@@ -209,6 +246,20 @@ fn prune(root: &Path, latest: &str, keep: usize) -> error::Result<()> {
         .chain(steps.iter().filter(|p| **p > latest));
     for old in doomed {
         std::fs::remove_dir_all(old).map_err(|e| fail(old, e))?;
+    }
+    // Directories moved aside by a write that `latest` now supersedes.
+    for entry in std::fs::read_dir(root)
+        .map_err(|e| fail(root, e))?
+        .flatten()
+    {
+        if entry
+            .file_name()
+            .to_string_lossy()
+            .starts_with(REPLACED_PREFIX)
+        {
+            let path = entry.path();
+            std::fs::remove_dir_all(&path).map_err(|e| fail(&path, e))?;
+        }
     }
     Ok(())
 }

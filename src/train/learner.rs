@@ -14,7 +14,8 @@ use burn::train::{InferenceStep, RegressionOutput, TrainOutput, TrainStep};
 
 use crate::data::ImageDataset;
 use crate::error::{self, DiffusionError};
-use crate::loss::{Loss, LossOutput, uniform_timestep_values};
+use crate::loss::base::draw_uniform;
+use crate::loss::{Loss, LossOutput};
 use crate::model::Denoiser;
 use crate::noise::{SeededRng, randn};
 use crate::schedule::Timesteps;
@@ -250,7 +251,7 @@ where
         let x0 = Tensor::from_data(TensorData::new(values, shape.clone()), device);
         DiffusionBatch {
             x0,
-            t: uniform_timestep_values(n, self.num_timesteps, seed),
+            t: draw_uniform(n, self.num_timesteps, seed),
             noise: randn(shape, seed.wrapping_add(1), device),
             seed,
         }

@@ -40,7 +40,9 @@ pub struct FitOptions {
     /// Root of the checkpoints (see [`Checkpoint`]); `None`: no checkpoints.
     pub checkpoint_dir: Option<PathBuf>,
     /// CSV log, one row per step that reads its loss (every step with the default
-    /// `log_every = 1`): `step,loss,learning_rate,grad_norm,ema_decay`.
+    /// `log_every = 1`): `step,loss,learning_rate,grad_norm,ema_decay`. Its parent
+    /// directories are created; on a resume, the rows of an existing log after the resumed
+    /// step (and lines that do not start with a step number) are dropped.
     pub log_csv: Option<PathBuf>,
     /// Read the loss and the gradient norm back from the device every this many steps (at
     /// least 1; default 1): to log them and to check that the loss is finite. The steps in

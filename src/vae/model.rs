@@ -136,6 +136,15 @@ impl VaeConfig {
                 format!("must be divisible by 2^levels (levels = {})", self.levels),
             ));
         }
+        // The encoder's last layer maps the flattened top feature map (base·2^L channels
+        // of (S/2^L)² pixels) to 2·latent numbers, and the decoder's first maps back.
+        let side = (self.input_size >> self.levels) as u128;
+        let top = (self.base_channels as u128) << self.levels;
+        crate::size::check_parameters(
+            "VaeConfig",
+            top.saturating_mul(side.saturating_mul(side))
+                .saturating_mul(3 * self.latent_size as u128),
+        )?;
         if let Likelihood::Gaussian { log_variance } = self.likelihood
             && !log_variance.is_finite()
         {
@@ -183,10 +192,10 @@ impl Vae {
     pub fn encode(&self, x: Tensor<4>) -> error::Result<DiagonalGaussian<2>> {
         let [n, c, h, w] = x.dims();
         let (cc, s) = (self.input_channels, self.input_size);
-        if [c, h, w] != [cc, s, s] {
+        if [c, h, w] != [cc, s, s] || n == 0 {
             return Err(DiffusionError::ShapeMismatch {
-                what: "VAE input",
-                expected: vec![n, cc, s, s],
+                what: "VAE input (a batch of at least 1)",
+                expected: vec![n.max(1), cc, s, s],
                 got: vec![n, c, h, w],
             });
         }
@@ -209,13 +218,13 @@ impl Vae {
     /// `z`: `[N, latent_size]`; output `[N, C, S, S]`.
     ///
     /// # Errors
-    /// [`DiffusionError::ShapeMismatch`] if `z` is not `[N, latent_size]`.
+    /// [`DiffusionError::ShapeMismatch`] if `z` is not `[N, latent_size]` with N ≥ 1.
     pub fn decode(&self, z: Tensor<2>) -> error::Result<Tensor<4>> {
         let [n, k] = z.dims();
-        if k != self.latent_size {
+        if k != self.latent_size || n == 0 {
             return Err(DiffusionError::ShapeMismatch {
-                what: "VAE latent",
-                expected: vec![n, self.latent_size],
+                what: "VAE latent (a batch of at least 1)",
+                expected: vec![n.max(1), self.latent_size],
                 got: vec![n, k],
             });
         }

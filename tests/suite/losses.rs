@@ -573,7 +573,7 @@ impl Denoiser<2> for Tiny {
 fn check_step_lowers<L: Loss<2>>(name: &str, loss: &L, out: usize, device: &Device) {
     let steps = loss.num_timesteps();
     let x0 = randn::<2>([64, 2], 1, device) * 0.5;
-    let t = burn_diffusion::loss::uniform_timesteps(64, steps, 2, device);
+    let t = burn_diffusion::loss::uniform_timesteps(64, steps, 2, device).unwrap();
     let noise = randn::<2>([64, 2], 3, device);
     let value = |m: &Tiny| {
         loss.loss(m, x0.clone(), &t, noise.clone())
@@ -638,7 +638,7 @@ fn hybrid_vlb_term_stops_the_gradient_through_the_mean() {
     let hybrid = HybridLoss::new(process, learned, Decoder::Gaussian);
     let output = randn::<2>([8, 4], 5, &device).require_grad();
     let x0 = randn::<2>([8, 2], 6, &device);
-    let t = burn_diffusion::loss::uniform_timesteps(8, 20, 7, &device);
+    let t = burn_diffusion::loss::uniform_timesteps(8, 20, 7, &device).unwrap();
     let out = hybrid
         .loss(&constant(output.clone()), x0, &t, randn([8, 2], 8, &device))
         .unwrap();

@@ -2,10 +2,12 @@
 //! (see `common::devices`).
 
 mod common;
+mod crash;
 mod cross_device;
 mod errors;
 mod examples;
 mod host_reads;
+mod hostile;
 mod losses;
 mod monte_carlo;
 mod oracle;

@@ -54,7 +54,16 @@ fn sigmas() -> impl Strategy<Value = Vec<f64>> {
     })
 }
 
-const CASES: u32 = 256;
+/// Cases per property: 256 by default (CI), or `BURN_DIFFUSION_PROPTEST_CASES` (e.g.
+/// 10000 for the scheduled deep run: `.ci/proptest-deep`). Printed by every property.
+fn cases() -> u32 {
+    let cases = std::env::var("BURN_DIFFUSION_PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(256);
+    eprintln!("property test: {cases} cases");
+    cases
+}
 
 /// Checks the tensor posterior of `process` against Bayes' rule on `chain`.
 fn check_posterior<P: Posterior>(process: &P, chain: &Chain, ts: &[usize], x0: &[f64], xt: &[f64]) {
@@ -85,7 +94,7 @@ fn check_posterior<P: Posterior>(process: &P, chain: &Chain, ts: &[usize], x0: &
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(CASES))]
+    #![proptest_config(ProptestConfig::with_cases(cases()))]
 
     /// μ̃_t and β̃_t (eq. 7) equal the posterior by Bayes' rule from q(x_t | x_{t−1}) and
     /// q(x_{t−1} | x_0), in the f64 tables and through tensors.

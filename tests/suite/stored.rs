@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use burn::tensor::Device;
-use burn_diffusion::data::Toy2d;
+use burn_diffusion::data::{ImageDataset, Toy2d};
 use burn_diffusion::{
     DiffusionError,
     loss::{SimpleLoss, Weighting},
@@ -106,7 +106,7 @@ fn mlp_trainer(config: TrainConfig, loss: SimpleLoss<VpProcess>, device: &Device
 
 /// Flipped bytes, truncation and another run's file (weights, EMA, optimizer state), an
 /// edited `state.json` and an edited manifest are each an error naming the file; nothing
-/// loads silently.
+/// loads silently. (A saved UNet's files: see the every-byte test below.)
 #[test]
 fn corrupt_or_replaced_files_are_refused_by_name() {
     let device = Device::flex();
@@ -188,21 +188,6 @@ fn corrupt_or_replaced_files_are_refused_by_name() {
         Checkpoint::open(&step_dir).map(|_| ())
     });
 
-    // UNet::save's directory: a flipped weight byte is refused, naming weights.bpk.
-    let unet_dir = dir.join("unet");
-    let config = tiny_unet();
-    config
-        .init(&device)
-        .unwrap()
-        .save(&config, &unet_dir)
-        .unwrap();
-    let mut bytes = std::fs::read(unet_dir.join("weights.bpk")).unwrap();
-    let last = bytes.len() - 5;
-    bytes[last] ^= 1;
-    std::fs::write(unet_dir.join("weights.bpk"), bytes).unwrap();
-    expect_refused("unet weights", "weights.bpk", &|| {
-        UNet::load(&unet_dir, &device).map(|_| ())
-    });
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -262,4 +247,237 @@ fn resume_refuses_another_objective() {
     let longer = mlp_trainer(config(2), other_schedule, &device);
     assert!(longer.resume(&checkpoint).is_err());
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Positions to corrupt in a file of `len` bytes: about 150, spread over the whole file,
+/// always including both ends.
+fn positions(len: usize) -> Vec<usize> {
+    let stride = (len / 150).max(1);
+    let mut p: Vec<usize> = (0..len).step_by(stride).collect();
+    p.push(len - 1);
+    p.dedup();
+    p
+}
+
+/// Decides what a corruption's load result must be: `(kind, position, result)`.
+type Judge<'a, T> = dyn Fn(&str, usize, Result<T, DiffusionError>) + 'a;
+
+/// Every sampled truncation and flipped byte (XOR 0xFF) of `path` runs `load`, which must
+/// not panic; `judge(kind, position, result)` decides what the result must be. The file
+/// is restored afterwards. Returns the number of corruptions tried.
+fn corrupt_each<T>(
+    path: &Path,
+    load: &dyn Fn() -> Result<T, DiffusionError>,
+    judge: &Judge<'_, T>,
+) -> usize {
+    let good = std::fs::read(path).unwrap();
+    let mut tried = 0;
+    for at in positions(good.len()) {
+        for (kind, bytes) in [
+            ("truncated", good[..at].to_vec()),
+            ("flipped", {
+                let mut b = good.clone();
+                b[at] ^= 0xFF;
+                b
+            }),
+        ] {
+            std::fs::write(path, &bytes).unwrap();
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(load))
+                .unwrap_or_else(|_| panic!("{} {kind} at {at}: panicked", path.display()));
+            judge(kind, at, result);
+            tried += 1;
+        }
+    }
+    std::fs::write(path, &good).unwrap();
+    tried
+}
+
+/// A checksummed file: every corruption is a `Checkpoint` error naming the file (a
+/// corrupt manifest may instead name the file whose entry it garbled).
+fn refused_naming<T>(path: &Path) -> impl Fn(&str, usize, Result<T, DiffusionError>) + '_ {
+    move |kind, at, result| {
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        match result {
+            Err(e @ DiffusionError::Checkpoint { .. }) => assert!(
+                name == "checksums" || e.to_string().contains(&name),
+                "{name} {kind} at {at}: {e}"
+            ),
+            Err(e) => panic!("{name} {kind} at {at}: not a checkpoint error: {e}"),
+            Ok(_) => panic!("{name} {kind} at {at}: loaded"),
+        }
+    }
+}
+
+/// Every file of a checkpoint and of a saved UNet, and the `latest` pointer, truncated at
+/// and flipped in ~150 places each: a clear error naming the file, never a panic, never a
+/// silent load (the checksums cover every byte). The data files (IDX, plain and gzipped,
+/// and the digits CSV) carry no checksum: a truncation or a flipped header byte is an
+/// error, and what loads is exactly what the damaged bytes say (a changed pixel, or for
+/// CSV a prefix of whole rows).
+#[test]
+fn every_truncation_and_flipped_byte_is_refused_or_what_the_bytes_say() {
+    let device = Device::flex();
+    let dir = scratch("stored", "every-byte");
+    let root = dir.join("checkpoints");
+    let data = Toy2d::TwoMoons.sample_tensor(64, 0, &device);
+    let mut trainer = mlp_trainer(config_keep(2, 1), loss(Prediction::Epsilon), &device);
+    trainer.fit(&data, 2, &fit_options(&root)).unwrap();
+    let step_dir = Checkpoint::latest(&root)
+        .unwrap()
+        .unwrap()
+        .dir()
+        .to_path_buf();
+    let mlp = || MlpConfig::new(2).with_hidden(16).init(&device).unwrap();
+    let load_all = || -> Result<(), DiffusionError> {
+        let checkpoint = Checkpoint::latest(&root)?.expect("latest exists");
+        checkpoint.load_model(mlp())?;
+        checkpoint.load_ema(mlp())?;
+        let fresh = mlp_trainer(config_keep(2, 1), loss(Prediction::Epsilon), &device);
+        fresh.resume(&checkpoint).map(|_| ())
+    };
+    load_all().unwrap();
+    let mut tried = 0;
+    for file in [
+        "model.bpk",
+        "ema.bpk",
+        "optimizer.bpk",
+        "state.json",
+        "checksums",
+    ] {
+        let path = step_dir.join(file);
+        tried += corrupt_each(&path, &load_all, &refused_naming(&path));
+    }
+    // `latest`: any damage names a missing or malformed step, except losing the newline.
+    let latest = root.join("latest");
+    let text = std::fs::read_to_string(&latest).unwrap();
+    tried += corrupt_each(&latest, &load_all, &|kind, at, result| {
+        let harmless = kind == "truncated" && text[..at].trim() == text.trim();
+        match result {
+            Ok(()) => assert!(harmless, "latest {kind} at {at}: loaded"),
+            Err(e) => assert!(
+                !harmless && e.to_string().contains("latest") || e.to_string().contains("step-"),
+                "latest {kind} at {at}: {e}"
+            ),
+        }
+    });
+    load_all().unwrap();
+
+    // A saved UNet: config.json, weights.bpk and the manifest.
+    let unet_dir = dir.join("unet");
+    let config = tiny_unet();
+    config
+        .init(&device)
+        .unwrap()
+        .save(&config, &unet_dir)
+        .unwrap();
+    let load_unet = || UNet::load(&unet_dir, &device).map(|_| ());
+    for file in ["config.json", "weights.bpk", "checksums"] {
+        let path = unet_dir.join(file);
+        tried += corrupt_each(&path, &load_unet, &refused_naming(&path));
+    }
+    // Without a manifest (a directory of burn-diffusion 0.1): another type's JSON, another
+    // model's config and a truncated config are errors naming config.json.
+    std::fs::remove_file(unet_dir.join("checksums")).unwrap();
+    load_unet().unwrap();
+    let other = tiny_unet().with_base_channels(16);
+    for (what, content) in [
+        ("a TrainConfig", serde_json_of(&TrainConfig::new(3))),
+        ("another model's config", serde_json_of(&other)),
+        ("a truncated config", "{\"in_channels\": 1".to_string()),
+    ] {
+        let good = std::fs::read(unet_dir.join("config.json")).unwrap();
+        std::fs::write(unet_dir.join("config.json"), content).unwrap();
+        let e = load_unet().expect_err(what);
+        assert!(
+            e.to_string().contains("config.json") || e.to_string().contains("weights.bpk"),
+            "{what}: {e}"
+        );
+        std::fs::write(unet_dir.join("config.json"), good).unwrap();
+        tried += 1;
+    }
+
+    // IDX images and labels, plain and gzipped.
+    let mut images = vec![0, 0, 8, 3, 0, 0, 0, 3, 0, 0, 0, 2, 0, 0, 0, 2];
+    images.extend((0..12).map(|i| (i * 20) as u8));
+    let labels = vec![0, 0, 8, 1, 0, 0, 0, 3, 7, 1, 4];
+    let idx_dir = dir.join("idx");
+    std::fs::create_dir_all(&idx_dir).unwrap();
+    for gz in [false, true] {
+        let encode = |bytes: &[u8]| {
+            if gz {
+                use std::io::Write;
+                let mut e =
+                    flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+                e.write_all(bytes).unwrap();
+                e.finish().unwrap()
+            } else {
+                bytes.to_vec()
+            }
+        };
+        let (ip, lp) = (
+            idx_dir.join(format!("images-{gz}")),
+            idx_dir.join(format!("labels-{gz}")),
+        );
+        std::fs::write(&ip, encode(&images)).unwrap();
+        std::fs::write(&lp, encode(&labels)).unwrap();
+        let load = || ImageDataset::load_idx(&ip, Some(&lp));
+        let want = load().unwrap();
+        for (path, header) in [(&ip, 16), (&lp, 8)] {
+            tried += corrupt_each(path, &load, &|kind, at, result| match result {
+                Err(e) => assert!(matches!(e, DiffusionError::Data { .. }), "{e}"),
+                Ok(got) => {
+                    // A flipped body byte of an uncompressed file loads, with that value
+                    // changed. In a gzipped file the CRC-32 covers the data, so only the
+                    // header's MTIME, XFL and OS bytes (4..10) can flip, changing nothing.
+                    let changed = (got.pixels() != want.pixels()) as usize
+                        + (got.labels() != want.labels()) as usize;
+                    let expected = if gz {
+                        (4..10).contains(&at).then_some(0)
+                    } else {
+                        (at >= header).then_some(1)
+                    };
+                    assert!(
+                        kind == "flipped" && expected == Some(changed),
+                        "{kind} at {at}: loaded"
+                    );
+                }
+            });
+        }
+    }
+
+    // The digits CSV: non-UTF-8 bytes are refused; a truncation loads only whole rows.
+    let csv = dir.join("digits.csv");
+    let row = |label: usize| {
+        let pixels: Vec<String> = (0..64).map(|i| ((i + label) % 17).to_string()).collect();
+        format!("{},{label}\n", pixels.join(","))
+    };
+    let text: String = (0..3).map(row).collect();
+    std::fs::write(&csv, &text).unwrap();
+    let load = || ImageDataset::load_digits(&csv);
+    let want = load().unwrap();
+    tried += corrupt_each(&csv, &load, &|kind, at, result| match result {
+        Err(e) => assert!(matches!(e, DiffusionError::Data { .. }), "{e}"),
+        Ok(got) => {
+            assert_eq!(kind, "truncated", "flipped at {at}: loaded");
+            let rows = text[..at].trim_end().lines().count();
+            assert!(
+                text[..at].ends_with('\n') || text[at..].starts_with('\n'),
+                "{at}"
+            );
+            assert_eq!(got.len(), rows);
+            assert_eq!(got.pixels(), &want.pixels()[..rows * 64]);
+        }
+    });
+    println!("{tried} corruptions tried");
+    assert!(tried > 1500, "{tried}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// `config`'s JSON, as Burn's `Config::save` writes it.
+fn serde_json_of<C: burn::config::Config>(config: &C) -> String {
+    let path = std::env::temp_dir().join(format!("burn-diffusion-json-{}", std::process::id()));
+    config.save(&path).unwrap();
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::remove_file(path).unwrap();
+    text
 }

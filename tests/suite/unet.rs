@@ -128,7 +128,7 @@ fn trained_tiny(device: &Device) -> UNet {
     let ad = device.clone().autodiff();
     let mut model = config.init(&ad).unwrap().train();
     let x0 = randn::<4>([8, 1, 8, 8], 1, &ad).tanh();
-    let t = burn_diffusion::loss::uniform_timesteps(8, 100, 2, &ad);
+    let t = burn_diffusion::loss::uniform_timesteps(8, 100, 2, &ad).unwrap();
     let noise = randn::<4>([8, 1, 8, 8], 3, &ad);
     let mut optim = AdamWConfig::new().init();
     let mut losses = Vec::new();
