@@ -320,7 +320,9 @@ impl Trained<'_> {
         let path = args.out.join("reconstructions.png");
         write_png_grid_scaled(&path, Tensor::cat(rows, 0), 8, scale).map_err(msg)?;
         println!("wrote {}", path.display());
-        let samples = vae.sample_prior(64, args.seed.wrapping_add(7), device);
+        let samples = vae
+            .sample_prior(64, args.seed.wrapping_add(7), device)
+            .map_err(msg)?;
         let path = args.out.join("samples.png");
         write_png_grid_scaled(&path, to_picture_range(samples, &args.likelihood), 8, scale)
             .map_err(msg)?;

@@ -9,6 +9,8 @@ mod timestep_sampler;
 mod vlb;
 mod weighting;
 
+#[cfg(feature = "train")]
+pub(crate) use base::draw_uniform;
 pub use base::{Loss, LossOutput, process_fingerprint, uniform_timestep_values, uniform_timesteps};
 pub use bound::BoundEvaluation;
 pub use hybrid::HybridLoss;

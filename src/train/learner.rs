@@ -14,7 +14,7 @@ use burn::train::{InferenceStep, RegressionOutput, TrainOutput, TrainStep};
 
 use crate::data::ImageDataset;
 use crate::error::{self, DiffusionError};
-use crate::loss::base::draw_uniform;
+use crate::loss::draw_uniform;
 use crate::loss::{Loss, LossOutput};
 use crate::model::Denoiser;
 use crate::noise::{SeededRng, randn};

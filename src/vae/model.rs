@@ -128,7 +128,10 @@ impl VaeConfig {
                 return Err(DiffusionError::config(name, 0, "must be positive"));
             }
         }
-        let factor = 1usize.checked_shl(self.levels as u32).unwrap_or(0);
+        let factor = u32::try_from(self.levels)
+            .ok()
+            .and_then(|levels| 1usize.checked_shl(levels))
+            .unwrap_or(0);
         if factor == 0 || !self.input_size.is_multiple_of(factor) {
             return Err(DiffusionError::config(
                 "input_size",
@@ -304,9 +307,18 @@ impl Vae {
     ///
     /// # Shapes
     /// Output `[n, C, S, S]`.
-    pub fn sample_prior(&self, n: usize, seed: u64, device: &Device) -> Tensor<4> {
+    ///
+    /// # Errors
+    /// `n = 0`, or `n` images that cannot fit in the host's memory (checked before
+    /// anything is allocated).
+    pub fn sample_prior(&self, n: usize, seed: u64, device: &Device) -> error::Result<Tensor<4>> {
+        let s = self.input_size;
+        if n == 0 {
+            return Err(DiffusionError::config("n", 0, "at least one sample"));
+        }
+        crate::size::check_elements("VAE samples", &[n, self.input_channels, s, s], 2)?;
         let z = randn([n, self.latent_size], seed, device);
-        self.likelihood.mean(self.decode_unchecked(z))
+        Ok(self.likelihood.mean(self.decode_unchecked(z)))
     }
 
     /// The decoder's likelihood.
@@ -333,7 +345,10 @@ mod tests {
             let q = vae.encode(x.clone()).unwrap();
             assert_eq!(q.dims(), [2, config.latent_size]);
             assert_eq!(vae.decode(q.mean().clone()).unwrap().dims(), [2, 1, s, s]);
-            assert_eq!(vae.sample_prior(3, 1, &device).dims(), [3, 1, s, s]);
+            assert_eq!(
+                vae.sample_prior(3, 1, &device).unwrap().dims(),
+                [3, 1, s, s]
+            );
             assert_eq!(vae.reconstruct(x).unwrap().dims(), [2, 1, s, s]);
         }
     }

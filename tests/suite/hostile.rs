@@ -1327,7 +1327,7 @@ fn images_metrics_vae(s: &mut Suite) {
         Ok(SeededRng::new(1).next_below(0) == 0)
     });
     type Edit = fn(VaeConfig) -> VaeConfig;
-    let configs: [(&str, Edit); 8] = [
+    let configs: [(&str, Edit); 9] = [
         ("input_channels 0", |c| VaeConfig {
             input_channels: 0,
             ..c
@@ -1339,6 +1339,7 @@ fn images_metrics_vae(s: &mut Suite) {
         }),
         ("base 0", |c| c.with_base_channels(0)),
         ("levels 64", |c| c.with_levels(64)),
+        ("levels 2^32 + 1", |c| c.with_levels((1 << 32) + 1)),
         ("size not divisible", |c| VaeConfig { input_size: 7, ..c }),
         ("Gaussian log-variance NaN", |c| {
             c.with_likelihood(Likelihood::Gaussian {
@@ -1357,6 +1358,14 @@ fn images_metrics_vae(s: &mut Suite) {
         Ok(vae.reconstruct(zeros4([1, 1, 8, 8]))?.dims() == [1, 1, 8, 8])
     });
     let vae = VaeConfig::digits().init(&flex()).unwrap();
+    let v = vae.clone();
+    s.error("Vae::sample_prior: 0 samples", move || {
+        v.sample_prior(0, 1, &flex())
+    });
+    let v = vae.clone();
+    s.error("Vae::sample_prior: beyond memory", move || {
+        v.sample_prior(1 << 40, 1, &flex())
+    });
     let v = vae.clone();
     s.error("Vae::decode: a batch of 0", move || {
         v.decode(zeros2([0, 8]))
