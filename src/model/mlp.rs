@@ -71,9 +71,13 @@ impl MlpConfig {
             self.hidden as u128,
         );
         let outputs = self.out_dim.unwrap_or(self.dim) as u128;
-        let parameters = (inputs + 1) * width
-            + (self.layers as u128 - 1) * (width + 1) * width
-            + (width + 1) * outputs;
+        let parameters = [
+            (inputs + 1).saturating_mul(width),
+            (self.layers as u128 - 1).saturating_mul((width + 1).saturating_mul(width)),
+            (width + 1).saturating_mul(outputs),
+        ]
+        .into_iter()
+        .fold(0u128, u128::saturating_add);
         crate::size::check_parameters("MlpConfig", parameters)?;
         let mut hidden =
             vec![LinearConfig::new(self.dim + self.time_embedding, self.hidden).init(device)];

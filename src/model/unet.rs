@@ -230,9 +230,13 @@ impl UNetConfig {
         let widest = self.base_channels as u128
             * *self.channel_multipliers.iter().max().unwrap_or(&1) as u128;
         let classes = self.num_classes.map_or(0, |n| n as u128 + 1);
+        let embedding = classes.saturating_mul(4 * self.base_channels as u128);
         crate::size::check_parameters(
             "UNetConfig",
-            18 * widest * widest + classes * 4 * self.base_channels as u128,
+            widest
+                .saturating_mul(widest)
+                .saturating_mul(18)
+                .saturating_add(embedding),
         )?;
         let resolutions: Vec<usize> = (0..levels).map(|l| self.resolution >> l).collect();
         if let Some(r) = self

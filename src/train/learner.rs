@@ -76,7 +76,7 @@ enum Seeding {
 ///
 /// # Randomness
 ///
-/// Every batch gets a seed; its timesteps are [`uniform_timestep_values`]`(N, T, seed)` and its
+/// Every batch gets a seed; its timesteps are [`uniform_timestep_values`](crate::loss::uniform_timestep_values)`(N, T, seed)` and its
 /// noise [`randn`]`(shape, seed + 1)` (the convention of [`Loss::loss_seeded`]), so they
 /// are the same on every device.
 ///

@@ -619,7 +619,7 @@ fn losses(s: &mut Suite) {
 
 fn models(s: &mut Suite) {
     type Edit = fn(UNetConfig) -> UNetConfig;
-    let configs: [(&str, Edit); 20] = [
+    let configs: [(&str, Edit); 21] = [
         ("in_channels 0", |c| UNetConfig {
             in_channels: 0,
             ..c
@@ -653,6 +653,11 @@ fn models(s: &mut Suite) {
         }),
         ("base_channels beyond memory", |c| {
             c.with_base_channels(1 << 24).with_norm_groups(1)
+        }),
+        ("base_channels 2^62", |c| {
+            c.with_base_channels(1 << 62)
+                .with_norm_groups(1)
+                .with_channel_multipliers(vec![1, 3])
         }),
         ("num_classes beyond memory", |c| {
             c.with_num_classes(Some(usize::MAX / 8))
