@@ -94,6 +94,20 @@ pub enum DiffusionError {
         /// The loss.
         value: f64,
     },
+    /// A field of a foreign configuration file (a diffusers `config.json`,
+    /// `scheduler_config.json` or `model_index.json`) that is malformed, unknown, or
+    /// names an option this crate cannot reproduce exactly.
+    #[error("{file}: field `{field}` = {value}: {reason}")]
+    UnsupportedConfig {
+        /// The file (or, for a config given as a string, what it is).
+        file: String,
+        /// The field.
+        field: String,
+        /// Its value, as JSON.
+        value: String,
+        /// Why it cannot be used.
+        reason: String,
+    },
     /// A data file (dataset, image) could not be read, parsed or written.
     #[error("data file {path}: {reason}")]
     Data {

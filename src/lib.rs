@@ -105,6 +105,9 @@
 //! ```
 
 pub mod data;
+#[cfg(feature = "diffusers")]
+#[cfg_attr(docsrs, doc(cfg(feature = "diffusers")))]
+pub mod diffusers;
 mod error;
 mod files;
 pub mod gaussian;

@@ -8,7 +8,7 @@ use burn::tensor::{Device, Int, Tensor};
 
 use crate::error::{self, DiffusionError};
 use crate::model::Denoiser;
-use crate::model::unet::sinusoidal;
+use crate::model::unet::{TimeEmbedding, sinusoidal};
 
 /// Configuration of [`Mlp`].
 ///
@@ -106,7 +106,12 @@ pub struct Mlp {
 impl Mlp {
     /// The network's output at `(x_t, t)`.
     pub fn forward(&self, x_t: Tensor<2>, t: Tensor<1, Int>) -> Tensor<2> {
-        let temb = sinusoidal(t, self.time_embedding, &x_t.device());
+        let temb = sinusoidal(
+            t,
+            self.time_embedding,
+            &TimeEmbedding::ddpm(),
+            &x_t.device(),
+        );
         let mut h = Tensor::cat(vec![x_t, temb], 1);
         for layer in &self.hidden {
             h = silu(layer.forward(h));

@@ -7,4 +7,4 @@ mod unet;
 
 pub use denoiser::Denoiser;
 pub use mlp::{Mlp, MlpConfig};
-pub use unet::{UNet, UNetConfig, timestep_embedding};
+pub use unet::{TimeEmbedding, UNet, UNetConfig, timestep_embedding};

@@ -55,9 +55,51 @@ pub struct UNetConfig {
     #[config(default = 32)]
     pub norm_groups: usize,
     /// Number of classes for class conditioning (`None`: unconditional). Label
-    /// `num_classes` is the null label of classifier-free guidance.
+    /// `num_classes` is the null label of classifier-free guidance (see `null_label`).
     #[config(default = "None")]
     pub num_classes: Option<usize>,
+    /// Whether the class embedding has one more row, label `num_classes`, for the null
+    /// label of classifier-free guidance (`None`: yes). diffusers' `num_class_embeds`
+    /// models have none: they load with `Some(false)`.
+    #[config(default = "None")]
+    pub null_label: Option<bool>,
+    /// ε of every GroupNorm (`None`: Burn's 1e-5; diffusers' DDPM models use 1e-6, as
+    /// the original TensorFlow code).
+    #[config(default = "None")]
+    pub norm_eps: Option<f64>,
+    /// Channels per attention head (`None`: one head over all channels, as DDPM).
+    /// Every attention level's channel count must be a multiple of it.
+    #[config(default = "None")]
+    pub attention_head_dim: Option<usize>,
+    /// The sinusoidal timestep embedding's variant (`None`: DDPM's,
+    /// [`TimeEmbedding::ddpm`]).
+    #[config(default = "None")]
+    pub time_embedding: Option<TimeEmbedding>,
+    /// Padding of the stride-2 downsampling convolutions: `None` or `Some(0)` pads one row
+    /// and column at the bottom and right (TensorFlow's "SAME", as DDPM and diffusers'
+    /// `downsample_padding = 0`); `Some(1)` pads one on every side (diffusers' default).
+    #[config(default = "None")]
+    pub downsample_padding: Option<usize>,
+}
+
+/// The variant of the sinusoidal timestep embedding (diffusers' `Timesteps`):
+/// frequencies f_i = 10000^(−i/(d/2 − `freq_shift`)), i = 0..d/2, and the embedding
+/// [sin(t·f), cos(t·f)], or [cos(t·f), sin(t·f)] with `flip_sin_to_cos`.
+#[derive(Config, Debug, PartialEq)]
+pub struct TimeEmbedding {
+    /// Put the cosines first (diffusers' `flip_sin_to_cos`).
+    pub flip_sin_to_cos: bool,
+    /// diffusers' `freq_shift` (`downscale_freq_shift`): 1 in DDPM, 0 in diffusers'
+    /// defaults.
+    pub freq_shift: f64,
+}
+
+impl TimeEmbedding {
+    /// DDPM's embedding (`get_timestep_embedding` of `diffusion_tf`): sines first,
+    /// `freq_shift` 1.
+    pub fn ddpm() -> Self {
+        Self::new(false, 1.0)
+    }
 }
 
 impl UNetConfig {
@@ -113,7 +155,7 @@ impl UNetConfig {
                 skip_channels.push(channels);
             }
             if level + 1 != levels {
-                down.push(Stage::down(channels, device));
+                down.push(Stage::down(channels, self.downsample_padding, device));
                 skip_channels.push(channels);
                 res /= 2;
             }
@@ -142,21 +184,42 @@ impl UNetConfig {
             temb_dense1: LinearConfig::new(temb_ch, temb_ch).init(device),
             class_embedding: self
                 .num_classes
-                .map(|n| EmbeddingConfig::new(n + 1, temb_ch).init(device)),
+                .map(|n| EmbeddingConfig::new(n + self.null_rows(), temb_ch).init(device)),
             conv_in: conv3(self.in_channels, ch, device),
             down,
             mid_block1: mid[0].clone(),
             mid_attn,
             mid_block2: mid[1].clone(),
             up,
-            norm_out: GroupNormConfig::new(self.norm_groups, channels).init(device),
+            norm_out: self.group_norm(channels, device),
             conv_out: conv3(channels, self.out_channels, device).with_zero_init(device),
             base_channels: ch,
             num_classes: self.num_classes.unwrap_or(0),
+            time_embedding: self
+                .time_embedding
+                .clone()
+                .unwrap_or_else(TimeEmbedding::ddpm),
         })
     }
 
-    fn validate(&self) -> error::Result<()> {
+    /// A GroupNorm of `channels` with this config's groups and ε.
+    fn group_norm(&self, channels: usize, device: &Device) -> GroupNorm {
+        GroupNormConfig::new(self.norm_groups, channels)
+            .with_epsilon(self.norm_eps.unwrap_or(1e-5))
+            .init(device)
+    }
+
+    /// The class embedding's rows beyond `num_classes`: 1 for the null label, or 0.
+    fn null_rows(&self) -> usize {
+        usize::from(self.null_label.unwrap_or(true))
+    }
+
+    /// Attention heads at a level of `channels` channels.
+    fn heads(&self, channels: usize) -> usize {
+        self.attention_head_dim.map_or(1, |d| channels / d)
+    }
+
+    pub(crate) fn validate(&self) -> error::Result<()> {
         let bad = |name: &'static str, value: String, reason: String| {
             Err(DiffusionError::config(name, value, reason))
         };
@@ -250,11 +313,69 @@ impl UNetConfig {
                 format!("{r} is not one of the network's resolutions {resolutions:?}"),
             );
         }
+        self.validate_variants(levels)?;
         if !(0.0..1.0).contains(&self.dropout) {
             return bad(
                 "dropout",
                 self.dropout.to_string(),
                 "must be in [0, 1)".into(),
+            );
+        }
+        Ok(())
+    }
+}
+
+impl UNetConfig {
+    /// Checks the options that diffusers' models set: ε, heads, embedding, padding.
+    fn validate_variants(&self, levels: usize) -> error::Result<()> {
+        let bad = |name: &'static str, value: String, reason: String| {
+            Err(DiffusionError::config(name, value, reason))
+        };
+        if let Some(eps) = self.norm_eps
+            && !(eps.is_finite() && eps > 0.0)
+        {
+            return bad("norm_eps", eps.to_string(), "must be finite and > 0".into());
+        }
+        if let Some(d) = self.attention_head_dim {
+            let channels = self
+                .channel_multipliers
+                .iter()
+                .map(|m| self.base_channels * m);
+            let mut levels_with_attention = channels
+                .take(levels)
+                .enumerate()
+                .filter(|(l, _)| self.attention_resolutions.contains(&(self.resolution >> l)))
+                .map(|(_, c)| c)
+                .chain(std::iter::once(
+                    self.base_channels * self.channel_multipliers[levels - 1],
+                ));
+            if let Some(c) = levels_with_attention.find(|c| d == 0 || !c.is_multiple_of(d)) {
+                return bad(
+                    "attention_head_dim",
+                    d.to_string(),
+                    format!(
+                        "must be positive and divide every attention level's channels; {c} is not divisible"
+                    ),
+                );
+            }
+        }
+        if let Some(te) = &self.time_embedding {
+            let half = (self.base_channels / 2) as f64;
+            if !te.freq_shift.is_finite() || half - te.freq_shift <= 0.0 {
+                return bad(
+                    "time_embedding.freq_shift",
+                    te.freq_shift.to_string(),
+                    format!("must be finite and below half the embedding width ({half})"),
+                );
+            }
+        }
+        if let Some(p) = self.downsample_padding
+            && p > 1
+        {
+            return bad(
+                "downsample_padding",
+                p.to_string(),
+                "must be 0 (bottom and right, as DDPM) or 1 (every side)".into(),
             );
         }
         Ok(())
@@ -304,12 +425,11 @@ pub(crate) struct ResBlock {
 
 impl ResBlock {
     fn new(config: &UNetConfig, cin: usize, cout: usize, device: &Device) -> Self {
-        let g = config.norm_groups;
         Self {
-            norm1: GroupNormConfig::new(g, cin).init(device),
+            norm1: config.group_norm(cin, device),
             conv1: conv3(cin, cout, device),
             temb_proj: LinearConfig::new(4 * config.base_channels, cout).init(device),
-            norm2: GroupNormConfig::new(g, cout).init(device),
+            norm2: config.group_norm(cout, device),
             dropout: DropoutConfig::new(config.dropout).init(),
             conv2: conv3(cout, cout, device).with_zero_init(device),
             shortcut: (cin != cout).then(|| conv1(cin, cout, device)),
@@ -331,7 +451,8 @@ impl ResBlock {
     }
 }
 
-/// Single-head spatial self-attention with a residual connection.
+/// Spatial self-attention (one head, or `heads` heads over equal channel groups) with a
+/// residual connection.
 #[derive(Module, Debug)]
 pub(crate) struct AttnBlock {
     norm: GroupNorm,
@@ -339,28 +460,32 @@ pub(crate) struct AttnBlock {
     k: Conv2d,
     v: Conv2d,
     proj_out: Conv2d,
+    heads: usize,
 }
 
 impl AttnBlock {
     fn new(config: &UNetConfig, c: usize, device: &Device) -> Self {
         Self {
-            norm: GroupNormConfig::new(config.norm_groups, c).init(device),
+            norm: config.group_norm(c, device),
             q: conv1(c, c, device),
             k: conv1(c, c, device),
             v: conv1(c, c, device),
             proj_out: conv1(c, c, device).with_zero_init(device),
+            heads: config.heads(c),
         }
     }
 
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let [n, c, h, w] = x.dims();
+        let (heads, d) = (self.heads, c / self.heads);
         let y = self.norm.forward(x.clone());
-        let flat = |t: Tensor<4>| t.reshape([n, c, h * w]);
-        let q = flat(self.q.forward(y.clone())).swap_dims(1, 2); // [n, hw, c]
-        let k = flat(self.k.forward(y.clone())); // [n, c, hw]
-        let v = flat(self.v.forward(y)).swap_dims(1, 2); // [n, hw, c]
-        let weights = softmax(q.matmul(k) * (c as f64).powf(-0.5), 2);
-        let out = weights.matmul(v).swap_dims(1, 2).reshape([n, c, h, w]);
+        // [n, c, h, w] → [n, heads, d, hw]: head i holds channels i·d..(i+1)·d.
+        let split = |t: Tensor<4>| t.reshape([n, heads, d, h * w]);
+        let q = split(self.q.forward(y.clone())).swap_dims(2, 3); // [n, heads, hw, d]
+        let k = split(self.k.forward(y.clone())); // [n, heads, d, hw]
+        let v = split(self.v.forward(y)).swap_dims(2, 3); // [n, heads, hw, d]
+        let weights = softmax(q.matmul(k) * (d as f64).powf(-0.5), 3);
+        let out = weights.matmul(v).swap_dims(2, 3).reshape([n, c, h, w]);
         x + self.proj_out.forward(out)
     }
 }
@@ -384,11 +509,16 @@ impl Stage {
         }
     }
 
-    /// 3×3 convolution with stride 2 (TensorFlow's "SAME": pad bottom and right).
-    fn down(c: usize, device: &Device) -> Self {
+    /// 3×3 convolution with stride 2: TensorFlow's "SAME" (pad bottom and right) for
+    /// `padding` `None` or 0, one on every side for 1.
+    fn down(c: usize, padding: Option<usize>, device: &Device) -> Self {
+        let padding = match padding {
+            Some(1) => PaddingConfig2d::Explicit(1, 1, 1, 1),
+            _ => PaddingConfig2d::Explicit(0, 0, 1, 1),
+        };
         let conv = Conv2dConfig::new([c, c], [3, 3])
             .with_stride([2, 2])
-            .with_padding(PaddingConfig2d::Explicit(0, 0, 1, 1))
+            .with_padding(padding)
             .init(device);
         Self {
             block: None,
@@ -457,6 +587,8 @@ pub struct UNet {
     conv_out: Conv2d,
     base_channels: usize,
     num_classes: usize,
+    #[module(skip)]
+    time_embedding: TimeEmbedding,
 }
 
 impl UNet {
@@ -471,7 +603,7 @@ impl UNet {
         t: Tensor<1, Int>,
         labels: Option<Tensor<1, Int>>,
     ) -> Tensor<4> {
-        let mut temb = sinusoidal(t, self.base_channels, &x_t.device());
+        let mut temb = sinusoidal(t, self.base_channels, &self.time_embedding, &x_t.device());
         temb = self
             .temb_dense1
             .forward(silu(self.temb_dense0.forward(temb)));
@@ -647,20 +779,32 @@ pub fn timestep_embedding(
             "must be at least 2",
         ));
     }
-    Ok(sinusoidal(t, dim, device))
+    Ok(sinusoidal(t, dim, &TimeEmbedding::ddpm(), device))
 }
 
-/// [`timestep_embedding`] for a `dim` ≥ 2 validated by a model's config.
-pub(crate) fn sinusoidal(t: Tensor<1, Int>, dim: usize, device: &Device) -> Tensor<2> {
+/// [`timestep_embedding`] of a `variant`, for a `dim` ≥ 2 validated by a model's config.
+pub(crate) fn sinusoidal(
+    t: Tensor<1, Int>,
+    dim: usize,
+    variant: &TimeEmbedding,
+    device: &Device,
+) -> Tensor<2> {
     let n = t.dims()[0];
     let half = dim / 2;
-    let scale = (10000f64).ln() / (half.max(2) - 1) as f64;
+    // DDPM's denominator d/2 − 1 is 0 for d < 4; it then has one frequency, 1.
+    let denominator = (half as f64 - variant.freq_shift).max(1.0);
+    let scale = (10000f64).ln() / denominator;
     let freqs: Vec<f32> = (0..half)
         .map(|i| (-(i as f64) * scale).exp() as f32)
         .collect();
     let freqs = Tensor::<1>::from_floats(freqs.as_slice(), device).reshape([1, half]);
     let args = t.float().reshape([n, 1]) * freqs;
-    let emb = Tensor::cat(vec![args.clone().sin(), args.cos()], 1);
+    let (sin, cos) = (args.clone().sin(), args.cos());
+    let emb = if variant.flip_sin_to_cos {
+        Tensor::cat(vec![cos, sin], 1)
+    } else {
+        Tensor::cat(vec![sin, cos], 1)
+    };
     if dim % 2 == 1 {
         Tensor::cat(vec![emb, Tensor::zeros([n, 1], device)], 1)
     } else {

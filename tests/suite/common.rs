@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 
-use burn::module::{Module, ModuleVisitor, Param};
+use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
 
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
@@ -46,6 +46,23 @@ pub fn on_each_device(check: impl Fn(&Device)) {
             std::panic::resume_unwind(panic);
         }
     }
+}
+
+/// `model` with seeded N(0, 0.1²) noise added to every float parameter, so that layers
+/// initialized to zero (the UNet's output convolutions) matter to the output too.
+pub fn jittered<M: Module>(model: M, seed: u64) -> M {
+    struct Jitter(u64);
+    impl ModuleMapper for Jitter {
+        fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+            self.0 += 1;
+            let seed = self.0;
+            param.map(|t| {
+                let noise = burn_diffusion::noise::randn::<D>(t.shape(), seed, &t.device());
+                t + noise * 0.1
+            })
+        }
+    }
+    model.map(&mut Jitter(seed))
 }
 
 /// Every float parameter's values, in the module's traversal order.

@@ -4,6 +4,8 @@
 mod common;
 mod crash;
 mod cross_device;
+#[cfg(feature = "diffusers")]
+mod diffusers;
 mod errors;
 mod examples;
 mod host_reads;
