@@ -99,9 +99,16 @@ impl Fields {
             .transpose()
     }
 
+    /// A number (Python's `Infinity`, `-Infinity` and `NaN` included, as strings).
     pub(crate) fn f64_or(&mut self, key: &str, default: f64) -> error::Result<f64> {
         match self.take_non_null(key) {
             None => Ok(default),
+            Some(Value::String(s)) => match s.as_str() {
+                "Infinity" => Ok(f64::INFINITY),
+                "-Infinity" => Ok(f64::NEG_INFINITY),
+                "NaN" => Ok(f64::NAN),
+                _ => Err(field_error(key, format!("{s:?}"), "must be a number")),
+            },
             Some(v) => v
                 .as_f64()
                 .ok_or_else(|| field_error(key, &v, "must be a number")),

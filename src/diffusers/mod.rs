@@ -24,6 +24,7 @@
 
 mod json;
 mod model_config;
+mod scheduler;
 mod weights;
 
 use std::path::Path;
@@ -31,6 +32,10 @@ use std::path::Path;
 use burn::tensor::Device;
 
 pub use model_config::{UNET_CLASS, unet_config_from_json, unet_config_to_json};
+pub use scheduler::{
+    DiffusersSampler, DiffusersSamplerState, SchedulerClass, SchedulerConfig, StepArguments,
+    TimestepSpacing,
+};
 
 use crate::error;
 use crate::files::fail;

@@ -87,8 +87,11 @@ impl Default for DynamicThreshold {
 pub struct X0Options {
     /// What the model predicts.
     pub prediction: Prediction,
-    /// Clip x̂_0 to [−1, 1] (diffusers' `clip_sample`; for data scaled to [−1, 1]).
+    /// Clip x̂_0 to [−`clip_range`, `clip_range`] (diffusers' `clip_sample`; for data
+    /// scaled to [−1, 1]).
     pub clip: bool,
+    /// The bound of `clip` (diffusers' `clip_sample_range`; 1 by default).
+    pub clip_range: f64,
     /// Dynamic thresholding; applied instead of clipping when set.
     pub threshold: Option<DynamicThreshold>,
 }
@@ -99,14 +102,22 @@ impl Default for X0Options {
         Self {
             prediction: Prediction::Epsilon,
             clip: false,
+            clip_range: 1.0,
             threshold: None,
         }
     }
 }
 
 impl X0Options {
-    /// Checks the threshold's values.
+    /// Checks the clipping bound and the threshold's values.
     pub(crate) fn validate(&self) -> error::Result<()> {
+        if !(self.clip_range.is_finite() && self.clip_range > 0.0) {
+            return Err(DiffusionError::config(
+                "clip_range",
+                self.clip_range,
+                "must be finite and > 0",
+            ));
+        }
         if let Some(th) = self.threshold {
             if !(th.ratio > 0.0 && th.ratio <= 1.0) {
                 return Err(DiffusionError::config(
@@ -137,7 +148,7 @@ impl X0Options {
         let (x0, eps) = self.prediction.to_x0_eps(process, x_t, t, output)?;
         let x0 = match self.threshold {
             Some(th) => dynamic_threshold(x0, th),
-            None if self.clip => x0.clamp(-1.0, 1.0),
+            None if self.clip => x0.clamp(-self.clip_range, self.clip_range),
             None => x0,
         };
         Ok((x0, eps))

@@ -30,6 +30,12 @@ pub struct DdimSampler<P> {
     visits: Visits,
     eta: f64,
     x0: X0Options,
+    /// (a, s) after the last step: (1, 0), or t = 0's with `set_alpha_to_one = false`.
+    final_scales: (f64, f64),
+    /// diffusers' rule for the step's target, t − `stride`, instead of the next visit.
+    stride: Option<usize>,
+    /// Recompute ε̂ from the clipped x̂_0 (diffusers' `use_clipped_model_output`).
+    clipped_eps: bool,
 }
 
 impl<P: ForwardProcess> DdimSampler<P> {
@@ -52,7 +58,43 @@ impl<P: ForwardProcess> DdimSampler<P> {
             process,
             eta,
             x0,
+            final_scales: (1.0, 0.0),
+            stride: None,
+            clipped_eps: false,
         })
+    }
+
+    /// diffusers' `set_alpha_to_one`: `true` (the default) ends at ᾱ = 1, the data;
+    /// `false` ends the last step at ᾱ_0, t = 0's level (as Stable Diffusion's configs).
+    pub fn with_set_alpha_to_one(mut self, set_alpha_to_one: bool) -> Self {
+        self.final_scales = if set_alpha_to_one {
+            (1.0, 0.0)
+        } else {
+            (self.process.signal_scale()[0], self.process.noise_std()[0])
+        };
+        self
+    }
+
+    /// diffusers' target of each step, t − `stride` with `stride` = ⌊T/K⌋
+    /// (`prev_timestep` in `DDIMScheduler.step`), instead of the next visited timestep;
+    /// a negative target is the end. The two agree for `Spacing::Leading`; for
+    /// `Trailing` and `Linspace` spacings diffusers steps to timesteps it does not visit.
+    ///
+    /// # Errors
+    /// `stride` = 0.
+    pub fn with_diffusers_targets(mut self, stride: usize) -> error::Result<Self> {
+        if stride == 0 {
+            return Err(DiffusionError::config("stride", 0, "must be positive"));
+        }
+        self.stride = Some(stride);
+        Ok(self)
+    }
+
+    /// diffusers' `use_clipped_model_output`: with clipping or thresholding, recompute
+    /// ε̂ = (x_t − a_t x̂_0)/s_t from the clipped x̂_0 instead of taking the model's.
+    pub fn with_clipped_model_output(mut self, clipped: bool) -> Self {
+        self.clipped_eps = clipped;
+        self
     }
 
     /// DDIM visiting the timesteps that `spacing` keeps, in decreasing order.
@@ -69,11 +111,16 @@ impl<P: ForwardProcess> DdimSampler<P> {
         Self::new(process, visits.timesteps().to_vec(), eta, x0)
     }
 
-    /// (a, s) at the step after visit `i`: the next visited timestep, or (1, 0) at the end.
+    /// (a, s) at the step after visit `i`: the next visited timestep (or diffusers'
+    /// target), or the final scales at the end.
     fn next_scales(&self, i: usize) -> (f64, f64) {
-        match self.visits.next(i) {
+        let target = match self.stride {
+            Some(stride) => self.visits.timesteps()[i].checked_sub(stride),
+            None => self.visits.next(i),
+        };
+        match target {
             Some(t) => (self.process.signal_scale()[t], self.process.noise_std()[t]),
-            None => (1.0, 0.0),
+            None => self.final_scales,
         }
     }
 
@@ -107,7 +154,11 @@ impl<P: ForwardProcess, const D: usize> ReverseSampler<D> for DdimSampler<P> {
         noise: Option<Tensor<D>>,
     ) -> error::Result<StepOutput<D>> {
         let t = self.visits.get(i)?;
-        let (x0, eps) = self.x0.x0_eps_at(&self.process, &x_t, t, model_output)?;
+        let (x0, mut eps) = self.x0.x0_eps_at(&self.process, &x_t, t, model_output)?;
+        if self.clipped_eps {
+            let (a, s) = (self.process.signal_scale()[t], self.process.noise_std()[t]);
+            eps = (x_t.clone() - x0.clone() * a) / s;
+        }
         let (a_next, s_next) = self.next_scales(i);
         let sigma = self.sigma(i);
         let direction = (s_next * s_next - sigma * sigma).max(0.0).sqrt();

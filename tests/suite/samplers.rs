@@ -465,6 +465,7 @@ fn x0_options(prediction: &str, clip: &str) -> X0Options {
             _ => burn_diffusion::prediction::Prediction::Velocity,
         },
         clip: clip == "clip",
+        clip_range: 1.0,
         threshold: None,
     }
 }
@@ -860,6 +861,7 @@ fn dynamic_thresholding_matches_its_definition() {
     let options = X0Options {
         prediction: burn_diffusion::prediction::Prediction::Sample,
         clip: true,
+        clip_range: 1.0,
         threshold: Some(threshold),
     };
     let ddim = DdimSampler::new(process, vec![5], 0.0, options).unwrap();

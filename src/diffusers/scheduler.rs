@@ -1,0 +1,640 @@
+//! diffusers' `scheduler_config.json` (`DDPMScheduler`, `DDIMScheduler`,
+//! `DPMSolverMultistepScheduler`) ↔ a schedule and a sampler of the matching kind.
+
+use burn::tensor::Tensor;
+use serde_json::{Value, json};
+
+use crate::diffusers::json::{Fields, field_error};
+use crate::error::{self, DiffusionError};
+use crate::prediction::{Prediction, VarianceKind};
+use crate::process::VpProcess;
+use crate::sampler::{
+    DdimSampler, DdpmSampler, DpmSolverSampler, DpmSolverState, DynamicThreshold, ReverseSampler,
+    StepOutput, Visits, X0Options,
+};
+use crate::schedule::{BetaSchedule, NoiseSchedule, ScheduleConfig, Spacing};
+
+/// The diffusers scheduler classes this crate reproduces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SchedulerClass {
+    /// `DDPMScheduler`: ancestral sampling ([`DdpmSampler`]).
+    Ddpm,
+    /// `DDIMScheduler` ([`DdimSampler`]).
+    Ddim,
+    /// `DPMSolverMultistepScheduler` with `solver_order = 2`, `algorithm_type =
+    /// "dpmsolver++"`, `solver_type = "midpoint"` ([`DpmSolverSampler`]).
+    DpmSolverMultistep,
+}
+
+impl SchedulerClass {
+    /// The diffusers class name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Ddpm => "DDPMScheduler",
+            Self::Ddim => "DDIMScheduler",
+            Self::DpmSolverMultistep => "DPMSolverMultistepScheduler",
+        }
+    }
+
+    fn from_name(name: &str) -> Option<Self> {
+        [Self::Ddpm, Self::Ddim, Self::DpmSolverMultistep]
+            .into_iter()
+            .find(|c| c.name() == name)
+    }
+}
+
+/// diffusers' `timestep_spacing`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimestepSpacing {
+    /// `"leading"`: multiples of ⌊T/K⌋, plus `steps_offset`.
+    Leading,
+    /// `"trailing"`: from T − 1 down in steps of T/K, rounded.
+    Trailing,
+    /// `"linspace"`: evenly spaced over [0, T − 1], rounded.
+    Linspace,
+}
+
+impl TimestepSpacing {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Leading => "leading",
+            Self::Trailing => "trailing",
+            Self::Linspace => "linspace",
+        }
+    }
+}
+
+/// A diffusers `scheduler_config.json`: the training schedule and how the scheduler turns
+/// model outputs into samples. [`SchedulerConfig::sampler`] builds the matching sampler.
+///
+/// Read from JSON with [`SchedulerConfig::from_json`]; written back with
+/// [`SchedulerConfig::to_json`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct SchedulerConfig {
+    /// Which scheduler.
+    pub class: SchedulerClass,
+    /// `num_train_timesteps`, `beta_schedule`, `beta_start`, `beta_end`, `trained_betas`,
+    /// `rescale_betas_zero_snr`.
+    pub schedule: ScheduleConfig,
+    /// `prediction_type`, `clip_sample`, `clip_sample_range`, `thresholding`,
+    /// `dynamic_thresholding_ratio`, `sample_max_value`.
+    pub x0: X0Options,
+    /// `variance_type` (DDPM).
+    pub variance: VarianceKind,
+    /// `set_alpha_to_one` (DDIM).
+    pub set_alpha_to_one: bool,
+    /// `timestep_spacing`.
+    pub timestep_spacing: TimestepSpacing,
+    /// `steps_offset` (added to `leading` timesteps).
+    pub steps_offset: usize,
+}
+
+/// What a diffusers pipeline passes to `step` besides the config (DDIM only).
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct StepArguments {
+    /// DDIM's η (`DDIMPipeline`'s `eta`, 0 by default).
+    pub eta: f64,
+    /// DDIM's `use_clipped_model_output`.
+    pub use_clipped_model_output: bool,
+}
+
+/// Fields of the supported classes' `__init__` that a class ignores (diffusers drops
+/// them with a warning): hub configs copied between schedulers carry them.
+const FOREIGN_FIELDS: &[&str] = &[
+    "skip_prk_steps",
+    "set_alpha_to_one",
+    "clip_sample",
+    "clip_sample_range",
+    "variance_type",
+    "solver_order",
+    "algorithm_type",
+    "solver_type",
+    "lower_order_final",
+    "euler_at_final",
+    "final_sigmas_type",
+    "lambda_min_clipped",
+    "use_karras_sigmas",
+    "use_exponential_sigmas",
+    "use_beta_sigmas",
+    "use_lu_lambdas",
+    "use_flow_sigmas",
+    "flow_shift",
+    "use_dynamic_shifting",
+    "time_shift_type",
+    "steps_offset",
+    "timestep_spacing",
+    "interpolation_type",
+    "timestep_type",
+    "sigma_min",
+    "sigma_max",
+];
+
+impl SchedulerConfig {
+    /// Parses a `scheduler_config.json` of `DDPMScheduler`, `DDIMScheduler` or
+    /// `DPMSolverMultistepScheduler`, with diffusers' defaults for missing fields.
+    ///
+    /// Python's `Infinity`, `-Infinity` and `NaN` (which diffusers writes, e.g.
+    /// `"lambda_min_clipped": -Infinity`) are read. Fields that belong to other
+    /// schedulers (such as `skip_prk_steps` or a DPM-Solver config's `clip_sample`) are
+    /// ignored, as diffusers ignores them; any other unknown field is an error.
+    ///
+    /// Refused, naming the field: another class (the message lists the supported
+    /// ones), `beta_schedule` other than linear, scaled_linear, squaredcos_cap_v2 (and
+    /// sigmoid for DDPM), `variance_type` `learned`, `prediction_type` `flow_prediction`;
+    /// for DPM-Solver: `solver_order` ≠ 2, `algorithm_type` ≠ `dpmsolver++`,
+    /// `solver_type` ≠ `midpoint`, Karras/exponential/beta/Lu/flow σ's, dynamic
+    /// shifting, `final_sigmas_type` ≠ `zero`, a finite `lambda_min_clipped`, a
+    /// `variance_type`, `rescale_betas_zero_snr` (diffusers then also moves ᾱ_{T−1}
+    /// to 2⁻²⁴).
+    ///
+    /// # Errors
+    /// [`DiffusionError::UnsupportedConfig`] naming the field; an invalid schedule.
+    ///
+    /// # Example
+    /// ```
+    /// use burn_diffusion::diffusers::{SchedulerClass, SchedulerConfig};
+    ///
+    /// // google/ddpm-cifar10-32's scheduler_config.json
+    /// let config = SchedulerConfig::from_json(r#"{"_class_name": "DDPMScheduler",
+    ///   "beta_end": 0.02, "beta_schedule": "linear", "beta_start": 0.0001,
+    ///   "clip_sample": true, "num_train_timesteps": 1000, "trained_betas": null,
+    ///   "variance_type": "fixed_small"}"#)?;
+    /// assert_eq!(config.class, SchedulerClass::Ddpm);
+    /// assert!(config.x0.clip);
+    /// let ddim = SchedulerConfig::from_json(r#"{"_class_name": "EulerDiscreteScheduler"}"#);
+    /// assert!(ddim.unwrap_err().to_string().contains("DDIMScheduler"));
+    /// # Ok::<(), burn_diffusion::DiffusionError>(())
+    /// ```
+    pub fn from_json(json: &str) -> error::Result<Self> {
+        let classes = [
+            "DDPMScheduler",
+            "DDIMScheduler",
+            "DPMSolverMultistepScheduler",
+        ];
+        let mut f = Fields::parse(&python_numbers(json), "scheduler_config.json", &classes)?;
+        let class = f
+            .class_name()
+            .and_then(SchedulerClass::from_name)
+            .ok_or_else(|| {
+                field_error(
+                    "_class_name",
+                    "missing",
+                    format!("one of {classes:?} is needed"),
+                )
+            })?;
+        let schedule = schedule(&mut f, class)?;
+        let prediction = match f.string_or("prediction_type", "epsilon")?.as_str() {
+            "epsilon" => Prediction::Epsilon,
+            "sample" => Prediction::Sample,
+            "v_prediction" => Prediction::Velocity,
+            other => {
+                return Err(field_error(
+                    "prediction_type",
+                    other,
+                    "supported: epsilon, sample, v_prediction",
+                ));
+            }
+        };
+        let threshold = f.bool_or("thresholding", false)?;
+        let ratio = f.f64_or("dynamic_thresholding_ratio", 0.995)?;
+        let max_value = f.f64_or("sample_max_value", 1.0)?;
+        let mut x0 = X0Options {
+            prediction,
+            threshold: threshold.then_some(DynamicThreshold { ratio, max_value }),
+            ..X0Options::default()
+        };
+        let mut variance = VarianceKind::FixedSmall;
+        let mut set_alpha_to_one = true;
+        if class != SchedulerClass::DpmSolverMultistep {
+            x0.clip = f.bool_or("clip_sample", true)?;
+            x0.clip_range = f.f64_or("clip_sample_range", 1.0)?;
+        }
+        match class {
+            SchedulerClass::Ddpm => {
+                variance = match f.string_or("variance_type", "fixed_small")?.as_str() {
+                    "fixed_small" | "fixed_small_log" => VarianceKind::FixedSmall,
+                    "fixed_large" | "fixed_large_log" => VarianceKind::FixedLarge,
+                    "learned_range" => VarianceKind::LearnedRange,
+                    other => {
+                        return Err(field_error(
+                            "variance_type",
+                            other,
+                            "supported: fixed_small(_log), fixed_large(_log), learned_range",
+                        ));
+                    }
+                };
+            }
+            SchedulerClass::Ddim => set_alpha_to_one = f.bool_or("set_alpha_to_one", true)?,
+            SchedulerClass::DpmSolverMultistep => dpm_solver_options(&mut f, &schedule)?,
+        }
+        let default_spacing = match class {
+            SchedulerClass::DpmSolverMultistep => "linspace",
+            _ => "leading",
+        };
+        let timestep_spacing = match f.string_or("timestep_spacing", default_spacing)?.as_str() {
+            "leading" => TimestepSpacing::Leading,
+            "trailing" => TimestepSpacing::Trailing,
+            "linspace" => TimestepSpacing::Linspace,
+            other => {
+                return Err(field_error(
+                    "timestep_spacing",
+                    other,
+                    "supported: leading, trailing, linspace",
+                ));
+            }
+        };
+        let steps_offset = f.usize_or("steps_offset", 0)?;
+        f.ignore(FOREIGN_FIELDS);
+        f.finish()?;
+        let config = Self {
+            class,
+            schedule,
+            x0,
+            variance,
+            set_alpha_to_one,
+            timestep_spacing,
+            steps_offset,
+        };
+        config.x0.validate()?;
+        Ok(config)
+    }
+
+    /// The `scheduler_config.json` of this config: every field its class reads, so that
+    /// `from_config` in diffusers gives the same scheduler.
+    ///
+    /// # Errors
+    /// A schedule diffusers cannot express: a `Sigmoid` schedule outside DDPM, a
+    /// cosine schedule with constants other than 0.008 and 0.999.
+    pub fn to_json(&self) -> error::Result<String> {
+        let s = &self.schedule;
+        let (beta_schedule, start, end, trained): (&str, f64, f64, Option<&Vec<f64>>) = match &s
+            .beta_schedule
+        {
+            BetaSchedule::Linear {
+                beta_start,
+                beta_end,
+            } => ("linear", *beta_start, *beta_end, None),
+            BetaSchedule::ScaledLinear {
+                beta_start,
+                beta_end,
+            } => ("scaled_linear", *beta_start, *beta_end, None),
+            BetaSchedule::Cosine {
+                s: 0.008,
+                max_beta: 0.999,
+            } => ("squaredcos_cap_v2", 1e-4, 0.02, None),
+            BetaSchedule::Sigmoid {
+                beta_start,
+                beta_end,
+            } if self.class == SchedulerClass::Ddpm => ("sigmoid", *beta_start, *beta_end, None),
+            BetaSchedule::Custom(betas) => ("linear", 1e-4, 0.02, Some(betas)),
+            other => {
+                return Err(DiffusionError::config(
+                    "beta_schedule",
+                    format!("{other:?}"),
+                    format!("{} has no such schedule", self.class.name()),
+                ));
+            }
+        };
+        let prediction = match self.x0.prediction {
+            Prediction::Epsilon => "epsilon",
+            Prediction::Sample => "sample",
+            Prediction::Velocity => "v_prediction",
+        };
+        let th = self.x0.threshold.unwrap_or_default();
+        let mut v = json!({
+            "_class_name": self.class.name(),
+            "_diffusers_version": "0.42.1",
+            "num_train_timesteps": s.num_timesteps,
+            "beta_start": start,
+            "beta_end": end,
+            "beta_schedule": beta_schedule,
+            "trained_betas": trained,
+            "prediction_type": prediction,
+            "thresholding": self.x0.threshold.is_some(),
+            "dynamic_thresholding_ratio": th.ratio,
+            "sample_max_value": th.max_value,
+            "timestep_spacing": self.timestep_spacing.name(),
+            "steps_offset": self.steps_offset,
+            "rescale_betas_zero_snr": s.rescale_zero_terminal_snr,
+        });
+        let map = v.as_object_mut().expect("an object");
+        let mut put = |k: &str, value: Value| {
+            map.insert(k.to_string(), value);
+        };
+        match self.class {
+            SchedulerClass::Ddpm | SchedulerClass::Ddim => {
+                put("clip_sample", self.x0.clip.into());
+                put("clip_sample_range", self.x0.clip_range.into());
+            }
+            SchedulerClass::DpmSolverMultistep => {}
+        }
+        match self.class {
+            SchedulerClass::Ddpm => put(
+                "variance_type",
+                match self.variance {
+                    VarianceKind::FixedSmall => "fixed_small",
+                    VarianceKind::FixedLarge => "fixed_large",
+                    VarianceKind::LearnedRange => "learned_range",
+                }
+                .into(),
+            ),
+            SchedulerClass::Ddim => put("set_alpha_to_one", self.set_alpha_to_one.into()),
+            SchedulerClass::DpmSolverMultistep => {
+                for (k, value) in [
+                    ("solver_order", json!(2)),
+                    ("algorithm_type", json!("dpmsolver++")),
+                    ("solver_type", json!("midpoint")),
+                    ("lower_order_final", json!(true)),
+                    ("euler_at_final", json!(false)),
+                    ("final_sigmas_type", json!("zero")),
+                    ("use_karras_sigmas", json!(false)),
+                    ("variance_type", Value::Null),
+                ] {
+                    put(k, value);
+                }
+            }
+        }
+        Ok(serde_json::to_string_pretty(&v).unwrap_or_default() + "\n")
+    }
+
+    /// The sampler diffusers' scheduler runs after `set_timesteps(steps)`, on this
+    /// config's schedule, with the same timesteps and the same step:
+    ///
+    /// - DDPM: ancestral sampling on the schedule respaced to the `leading` timesteps
+    ///   (all T for `steps` = T);
+    /// - DDIM: the `timestep_spacing` grid, each step going to t − ⌊T/K⌋ as diffusers
+    ///   does ([`DdimSampler::with_diffusers_targets`]), `set_alpha_to_one`, and the
+    ///   pipeline's `eta` and `use_clipped_model_output` from `args`;
+    /// - DPM-Solver++(2M): the `timestep_spacing` grid of K + 1 points without its end
+    ///   (`linspace`, `leading`) or of K points (`trailing`), the last step to the data.
+    ///
+    /// # Errors
+    /// `steps` = 0 or more than T; DDPM with fewer steps than T and a spacing other
+    /// than `leading` (diffusers then steps to timesteps it does not visit, which this
+    /// crate's DDPM does not reproduce), or with `steps_offset` > 0 and a variance other
+    /// than `fixed_small` (diffusers then adds noise at its last step); an invalid η.
+    pub fn sampler(&self, steps: usize, args: StepArguments) -> error::Result<DiffusersSampler> {
+        let schedule = self.schedule.init()?;
+        let t = schedule.num_timesteps();
+        if steps == 0 || steps > t {
+            return Err(DiffusionError::config(
+                "steps",
+                steps,
+                format!("must be in 1..={t}"),
+            ));
+        }
+        let offset = self.steps_offset;
+        let spacing = |k: usize| match self.timestep_spacing {
+            TimestepSpacing::Leading => Spacing::Leading { steps: k, offset },
+            TimestepSpacing::Trailing => Spacing::Trailing { steps: k },
+            TimestepSpacing::Linspace => Spacing::Linspace { steps: k },
+        };
+        let descending = |spacing: Spacing| -> error::Result<Vec<usize>> {
+            let mut kept = spacing.timesteps(t)?;
+            kept.reverse();
+            Ok(kept)
+        };
+        Ok(match self.class {
+            SchedulerClass::Ddpm => {
+                let spacing = if steps == t {
+                    Spacing::Leading { steps, offset: 0 }
+                } else if self.timestep_spacing != TimestepSpacing::Leading {
+                    return Err(field_error(
+                        "timestep_spacing",
+                        self.timestep_spacing.name(),
+                        format!(
+                            "DDPMScheduler at {steps} of {t} steps is reproduced for leading spacing only"
+                        ),
+                    ));
+                } else if offset > 0 && self.variance != VarianceKind::FixedSmall {
+                    return Err(field_error(
+                        "steps_offset",
+                        offset,
+                        "DDPMScheduler with steps_offset > 0 adds noise at its last step, reproduced for variance_type fixed_small only",
+                    ));
+                } else {
+                    spacing(steps)
+                };
+                let process = VpProcess::new(schedule.respace(&spacing)?);
+                DiffusersSampler::Ddpm(DdpmSampler::new(process, self.variance, self.x0)?)
+            }
+            SchedulerClass::Ddim => {
+                let visits = descending(spacing(steps))?;
+                let process = VpProcess::new(schedule);
+                let ddim = DdimSampler::new(process, visits, args.eta, self.x0)?
+                    .with_set_alpha_to_one(self.set_alpha_to_one)
+                    .with_diffusers_targets(t / steps)?
+                    .with_clipped_model_output(args.use_clipped_model_output);
+                DiffusersSampler::Ddim(ddim)
+            }
+            SchedulerClass::DpmSolverMultistep => {
+                let visits = match self.timestep_spacing {
+                    TimestepSpacing::Trailing => descending(spacing(steps))?,
+                    _ => {
+                        let mut v = descending(spacing(steps + 1))?;
+                        v.pop();
+                        v
+                    }
+                };
+                let process = VpProcess::new(schedule);
+                DiffusersSampler::DpmSolver(DpmSolverSampler::with_timesteps(
+                    process, visits, self.x0,
+                )?)
+            }
+        })
+    }
+}
+
+/// The schedule fields.
+fn schedule(f: &mut Fields, class: SchedulerClass) -> error::Result<ScheduleConfig> {
+    let num_timesteps = f.usize_or("num_train_timesteps", 1000)?;
+    let beta_start = f.f64_or("beta_start", 1e-4)?;
+    let beta_end = f.f64_or("beta_end", 0.02)?;
+    let name = f.string_or("beta_schedule", "linear")?;
+    let trained = f.f64_list("trained_betas")?;
+    let beta_schedule = match (trained, name.as_str()) {
+        (Some(betas), _) => BetaSchedule::Custom(betas),
+        (None, "linear") => BetaSchedule::Linear {
+            beta_start,
+            beta_end,
+        },
+        (None, "scaled_linear") => BetaSchedule::ScaledLinear {
+            beta_start,
+            beta_end,
+        },
+        (None, "squaredcos_cap_v2") => BetaSchedule::cosine(),
+        (None, "sigmoid") if class == SchedulerClass::Ddpm => BetaSchedule::Sigmoid {
+            beta_start,
+            beta_end,
+        },
+        (None, other) => {
+            return Err(field_error(
+                "beta_schedule",
+                other,
+                format!(
+                    "{} supports linear, scaled_linear, squaredcos_cap_v2{}",
+                    class.name(),
+                    if class == SchedulerClass::Ddpm {
+                        ", sigmoid"
+                    } else {
+                        ""
+                    }
+                ),
+            ));
+        }
+    };
+    let rescale = f.bool_or("rescale_betas_zero_snr", false)?;
+    if rescale && class == SchedulerClass::DpmSolverMultistep {
+        return Err(field_error(
+            "rescale_betas_zero_snr",
+            true,
+            "DPMSolverMultistepScheduler then also sets ᾱ_{T−1} to 2⁻²⁴, which is not reproduced",
+        ));
+    }
+    Ok(ScheduleConfig {
+        num_timesteps,
+        beta_schedule,
+        rescale_zero_terminal_snr: rescale,
+    })
+}
+
+/// Checks that a DPM-Solver config asks for the solver this crate has.
+fn dpm_solver_options(f: &mut Fields, _schedule: &ScheduleConfig) -> error::Result<()> {
+    let order = f.usize_or("solver_order", 2)?;
+    if order != 2 {
+        return Err(field_error(
+            "solver_order",
+            order,
+            "only 2 (DPM-Solver++(2M)) is supported",
+        ));
+    }
+    f.require_str_in("algorithm_type", "dpmsolver++", &["dpmsolver++"])?;
+    f.require_str_in("solver_type", "midpoint", &["midpoint"])?;
+    f.require_str_in("final_sigmas_type", "zero", &["zero"])?;
+    // With final σ = 0 diffusers' last step is first order whatever these say.
+    f.bool_or("lower_order_final", true)?;
+    f.bool_or("euler_at_final", false)?;
+    for flag in [
+        "use_karras_sigmas",
+        "use_exponential_sigmas",
+        "use_beta_sigmas",
+        "use_lu_lambdas",
+        "use_flow_sigmas",
+        "use_dynamic_shifting",
+    ] {
+        f.require_eq_bool(
+            flag,
+            false,
+            "σ grids other than the schedule's own are not supported (issue: σ-grid samplers)",
+        )?;
+    }
+    let lambda_min = f.f64_or("lambda_min_clipped", f64::NEG_INFINITY)?;
+    if lambda_min != f64::NEG_INFINITY {
+        return Err(field_error(
+            "lambda_min_clipped",
+            lambda_min,
+            "only -Infinity (no clipping) is supported",
+        ));
+    }
+    if let Some(v) = f.take_non_null("variance_type") {
+        return Err(field_error(
+            "variance_type",
+            v,
+            "only null (the model predicts no variance) is supported for DPM-Solver",
+        ));
+    }
+    f.ignore(&["flow_shift", "time_shift_type"]);
+    Ok(())
+}
+
+/// `json` with Python's bare `Infinity`, `-Infinity` and `NaN` (outside strings) turned
+/// into strings that [`Fields`] reads as numbers.
+fn python_numbers(json: &str) -> String {
+    let mut out = String::with_capacity(json.len());
+    let (mut in_string, mut escaped) = (false, false);
+    let mut rest = json;
+    while let Some(c) = rest.chars().next() {
+        if in_string {
+            in_string = !(c == '"' && !escaped);
+            escaped = c == '\\' && !escaped;
+        } else if c == '"' {
+            in_string = true;
+        } else if let Some(token) = ["-Infinity", "Infinity", "NaN"]
+            .into_iter()
+            .find(|t| rest.starts_with(t))
+        {
+            out.push_str(&format!("\"{token}\""));
+            rest = &rest[token.len()..];
+            continue;
+        }
+        out.push(c);
+        rest = &rest[c.len_utf8()..];
+    }
+    out
+}
+
+/// The sampler of a diffusers scheduler config ([`SchedulerConfig::sampler`]).
+#[derive(Debug, Clone)]
+pub enum DiffusersSampler {
+    /// `DDPMScheduler`.
+    Ddpm(DdpmSampler<VpProcess>),
+    /// `DDIMScheduler`.
+    Ddim(DdimSampler<VpProcess>),
+    /// `DPMSolverMultistepScheduler`.
+    DpmSolver(DpmSolverSampler<VpProcess>),
+}
+
+/// The state of a [`DiffusersSampler`] (DPM-Solver's previous x̂_0).
+#[derive(Debug, Clone, Default)]
+pub struct DiffusersSamplerState<const D: usize> {
+    dpm_solver: DpmSolverState<D>,
+}
+
+impl<const D: usize> ReverseSampler<D> for DiffusersSampler {
+    type State = DiffusersSamplerState<D>;
+
+    fn visits(&self) -> &Visits {
+        match self {
+            Self::Ddpm(s) => ReverseSampler::<D>::visits(s),
+            Self::Ddim(s) => ReverseSampler::<D>::visits(s),
+            Self::DpmSolver(s) => ReverseSampler::<D>::visits(s),
+        }
+    }
+
+    fn needs_noise(&self, i: usize) -> bool {
+        match self {
+            Self::Ddpm(s) => ReverseSampler::<D>::needs_noise(s, i),
+            Self::Ddim(s) => ReverseSampler::<D>::needs_noise(s, i),
+            Self::DpmSolver(s) => ReverseSampler::<D>::needs_noise(s, i),
+        }
+    }
+
+    fn step(
+        &self,
+        state: &mut Self::State,
+        i: usize,
+        x_t: Tensor<D>,
+        model_output: Tensor<D>,
+        noise: Option<Tensor<D>>,
+    ) -> error::Result<StepOutput<D>> {
+        match self {
+            Self::Ddpm(s) => s.step(&mut (), i, x_t, model_output, noise),
+            Self::Ddim(s) => s.step(&mut (), i, x_t, model_output, noise),
+            Self::DpmSolver(s) => s.step(&mut state.dpm_solver, i, x_t, model_output, noise),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn python_numbers_outside_strings_only() {
+        assert_eq!(
+            python_numbers(r#"{"a": -Infinity, "b": "NaN -Infinity", "c": [NaN, Infinity]}"#),
+            r#"{"a": "-Infinity", "b": "NaN -Infinity", "c": ["NaN", "Infinity"]}"#
+        );
+        assert_eq!(python_numbers(r#"{"a\"": NaN}"#), r#"{"a\"": "NaN"}"#);
+    }
+}
