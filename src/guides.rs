@@ -16,3 +16,8 @@ pub mod vae {}
 
 #[doc = include_str!("../docs/benchmarks.md")]
 pub mod benchmarks {}
+
+#[cfg(feature = "diffusers")]
+#[cfg_attr(docsrs, doc(cfg(feature = "diffusers")))]
+#[doc = include_str!("../docs/diffusers.md")]
+pub mod diffusers {}

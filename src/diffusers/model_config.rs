@@ -40,7 +40,7 @@ pub const UNET_CLASS: &str = "UNet2DModel";
 /// the first, a non-square `sample_size`.
 ///
 /// # Errors
-/// [`DiffusionError::InvalidConfig`] naming the field: malformed JSON, another
+/// [`crate::DiffusionError::UnsupportedConfig`] naming the field: malformed JSON, another
 /// `_class_name`, a field of the wrong type, an unknown field or an unsupported option.
 ///
 /// # Example

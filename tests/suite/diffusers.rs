@@ -19,6 +19,29 @@ fn fixture(name: &str) -> PathBuf {
         .join(name)
 }
 
+/// Writes a pipeline folder at `dir`: the ddpm-small fixture UNet with
+/// google/ddpm-cifar10-32's `model_index.json` and scheduler.
+pub fn pipeline_folder(dir: &Path) {
+    std::fs::create_dir_all(dir.join("unet")).unwrap();
+    std::fs::create_dir_all(dir.join("scheduler")).unwrap();
+    let published = fixture("published/ddpm-cifar10-32");
+    let copy = |from: PathBuf, to: PathBuf| std::fs::copy(from, to).unwrap();
+    copy(
+        published.join("model_index.json"),
+        dir.join("model_index.json"),
+    );
+    copy(
+        published.join("scheduler_config.json"),
+        dir.join("scheduler/scheduler_config.json"),
+    );
+    for file in ["config.json", "diffusion_pytorch_model.safetensors"] {
+        copy(
+            fixture("unet/ddpm-small").join(file),
+            dir.join("unet").join(file),
+        );
+    }
+}
+
 fn floats(v: &Value) -> Vec<f32> {
     v.as_array()
         .unwrap()
@@ -52,7 +75,7 @@ fn worst_relative_error(dir: &Path, device: &Device) -> f64 {
         let got = unet
             .forward(x.clone(), t, labels)
             .into_data()
-            .to_vec::<f32>()
+            .try_to_vec::<f32>()
             .unwrap();
         let want = floats(&case["output"]);
         assert_eq!(got.len(), want.len());
@@ -222,11 +245,11 @@ fn write_outputs(
         let y: Vec<f32> = unet
             .forward(x.clone(), t, label_tensor)
             .into_data()
-            .to_vec()
+            .try_to_vec()
             .unwrap();
         cases.push(serde_json::json!({"t": ts, "labels": labels, "output": y}));
     }
-    let x: Vec<f32> = x.into_data().to_vec().unwrap();
+    let x: Vec<f32> = x.into_data().try_to_vec().unwrap();
     let io = serde_json::json!({"shape": shape, "x": x, "cases": cases});
     std::fs::write(dir.join("io.json"), io.to_string()).unwrap();
 }
@@ -485,7 +508,7 @@ fn scheduler_configs_reproduce_diffusers_loops() {
                 .step(&mut state, i, x, output, noise)
                 .unwrap()
                 .x_prev;
-            let got: Vec<f32> = x.clone().into_data().to_vec().unwrap();
+            let got: Vec<f32> = x.clone().into_data().try_to_vec().unwrap();
             let want = floats(&case["samples"][i]);
             let scale = want.iter().fold(1f64, |m, v| m.max(v.abs() as f64));
             let err = got
@@ -521,4 +544,209 @@ fn scheduler_configs_reproduce_diffusers_loops() {
             "{name} at {steps} steps: relative error {worst:.2e}"
         );
     }
+}
+
+/// Every scheduler config read back from its own `to_json` is the same config; the
+/// published DDPM configs of both google models are the same file.
+#[test]
+fn scheduler_configs_round_trip() {
+    use burn_diffusion::diffusers::{SchedulerConfig, load_scheduler_config};
+    let all: Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture("schedulers.json")).unwrap())
+            .unwrap();
+    for case in all["cases"].as_array().unwrap() {
+        let config = SchedulerConfig::from_json(case["config"].as_str().unwrap()).unwrap();
+        let json = config.to_json().unwrap();
+        assert_eq!(SchedulerConfig::from_json(&json).unwrap(), config, "{json}");
+        if let Some(out) = std::env::var_os("BURN_DIFFUSION_EXPORT_DIR") {
+            let dir = Path::new(&out).join("schedulers");
+            std::fs::create_dir_all(&dir).unwrap();
+            let name = case["name"].as_str().unwrap();
+            std::fs::write(dir.join(format!("{name}.json")), json).unwrap();
+        }
+    }
+    let cifar =
+        load_scheduler_config(fixture("published/ddpm-cifar10-32/scheduler_config.json")).unwrap();
+    let celeba =
+        load_scheduler_config(fixture("published/ddpm-celebahq-256/scheduler_config.json"))
+            .unwrap();
+    assert_eq!(cifar, celeba);
+    assert_eq!(
+        cifar.variance,
+        burn_diffusion::prediction::VarianceKind::FixedSmall
+    );
+}
+
+/// Scheduler classes and options this crate does not reproduce are refused by name.
+#[test]
+fn unsupported_scheduler_options_are_named() {
+    use burn_diffusion::diffusers::{SchedulerConfig, StepArguments};
+    let dpm =
+        std::fs::read_to_string(fixture("published/dpm-solver-sd/scheduler_config.json")).unwrap();
+    let ddpm = std::fs::read_to_string(fixture("published/ddpm-cifar10-32/scheduler_config.json"))
+        .unwrap();
+    let with = |text: &str, key: &str, value: Value| {
+        let mut v: Value = serde_json::from_str(&text.replace("-Infinity", "null")).unwrap();
+        v[key] = value;
+        v.to_string()
+    };
+    let cases: Vec<(String, &str)> = vec![
+        (
+            with(&ddpm, "_class_name", "EulerDiscreteScheduler".into()),
+            "DDIMScheduler",
+        ),
+        (with(&ddpm, "beta_schedule", "laplace".into()), "laplace"),
+        (with(&ddpm, "variance_type", "learned".into()), "learned"),
+        (
+            with(&ddpm, "prediction_type", "flow_prediction".into()),
+            "flow_prediction",
+        ),
+        (with(&ddpm, "timestep_spacing", "karras".into()), "karras"),
+        (with(&ddpm, "clip_sample_range", 0.into()), "clip_range"),
+        (
+            with(
+                &with(&ddpm, "thresholding", true.into()),
+                "dynamic_thresholding_ratio",
+                1.5.into(),
+            ),
+            "ratio",
+        ),
+        (with(&ddpm, "unknown_option", 1.into()), "unknown_option"),
+        (
+            with(&ddpm, "num_train_timesteps", "many".into()),
+            "num_train_timesteps",
+        ),
+        (with(&dpm, "solver_order", 3.into()), "solver_order"),
+        (
+            with(&dpm, "algorithm_type", "sde-dpmsolver++".into()),
+            "sde-dpmsolver++",
+        ),
+        (with(&dpm, "solver_type", "heun".into()), "heun"),
+        (
+            with(&dpm, "use_karras_sigmas", true.into()),
+            "use_karras_sigmas",
+        ),
+        (
+            with(&dpm, "final_sigmas_type", "sigma_min".into()),
+            "sigma_min",
+        ),
+        (
+            with(&dpm, "lambda_min_clipped", (-5.1).into()),
+            "lambda_min_clipped",
+        ),
+        (
+            with(&dpm, "variance_type", "learned_range".into()),
+            "variance_type",
+        ),
+        (
+            with(&dpm, "rescale_betas_zero_snr", true.into()),
+            "rescale_betas_zero_snr",
+        ),
+        (with(&dpm, "beta_schedule", "sigmoid".into()), "sigmoid"),
+        ("{".into(), "JSON"),
+    ];
+    for (json, needle) in cases {
+        let e = SchedulerConfig::from_json(&json).unwrap_err().to_string();
+        assert!(e.contains(needle), "{needle}: {e}");
+    }
+    // Sampling options that diffusers would run differently.
+    let config =
+        SchedulerConfig::from_json(&with(&ddpm, "timestep_spacing", "trailing".into())).unwrap();
+    let e = config
+        .sampler(10, StepArguments::default())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("timestep_spacing"), "{e}");
+    assert!(config.sampler(1000, StepArguments::default()).is_ok());
+    for steps in [0, 1001] {
+        assert!(config.sampler(steps, StepArguments::default()).is_err());
+    }
+    let config = SchedulerConfig::from_json(&ddpm).unwrap();
+    let eta = StepArguments {
+        eta: -1.0,
+        use_clipped_model_output: false,
+    };
+    let ddim = SchedulerConfig {
+        class: burn_diffusion::diffusers::SchedulerClass::Ddim,
+        ..config
+    };
+    assert!(ddim.sampler(10, eta).is_err());
+}
+
+/// A pipeline folder (model_index.json, unet/, scheduler/) loads as one call, and
+/// `save_pipeline` writes one that loads back; components it cannot serve are refused.
+#[test]
+fn pipeline_folders_load_and_save() {
+    use burn_diffusion::diffusers::{SchedulerClass, load_pipeline, save_pipeline};
+    use burn_diffusion::sampler::{SampleOptions, sample_from_noise};
+    let device = Device::flex();
+    let root = std::env::temp_dir().join(format!("burn-diffusion-pipeline-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let dir = root.join("ddpm-small");
+    pipeline_folder(&dir);
+    let pipeline = load_pipeline(&dir, &device).unwrap();
+    assert_eq!(pipeline.scheduler.class, SchedulerClass::Ddpm);
+    let sampler = pipeline.scheduler.sampler(5, Default::default()).unwrap();
+    let images = sample_from_noise(
+        &sampler,
+        &pipeline.unet,
+        [2, 3, 16, 16],
+        &device,
+        SampleOptions::default(),
+        |_, _| {},
+    )
+    .unwrap()
+    .sample;
+    let values: Vec<f32> = images.into_data().try_to_vec().unwrap();
+    assert!(
+        values
+            .iter()
+            .all(|v| v.is_finite() && v.abs() <= 1.0 + 1e-6),
+        "clip_sample keeps x̂_0 in [-1, 1]"
+    );
+
+    let saved = root.join("saved");
+    save_pipeline(
+        &pipeline.unet,
+        &pipeline.unet_config,
+        &pipeline.scheduler,
+        &saved,
+    )
+    .unwrap();
+    let again = load_pipeline(&saved, &device).unwrap();
+    assert_eq!(again.scheduler, pipeline.scheduler);
+    assert_eq!(weights(&again.unet), weights(&pipeline.unet));
+
+    let index = dir.join("model_index.json");
+    let original = std::fs::read_to_string(&index).unwrap();
+    for (edit, needle) in [
+        (
+            original.replace("UNet2DModel", "UNet2DConditionModel"),
+            "UNet2DModel",
+        ),
+        (
+            original.replace("\"DDPMScheduler\"", "\"PNDMScheduler\""),
+            "PNDMScheduler",
+        ),
+        (
+            original.replacen('{', "{\"vae\": [\"diffusers\", \"AutoencoderKL\"],", 1),
+            "vae",
+        ),
+        ("not json".into(), "JSON"),
+    ] {
+        std::fs::write(&index, edit).unwrap();
+        let e = load_pipeline(&dir, &device).unwrap_err().to_string();
+        assert!(
+            e.contains(needle) && e.contains("model_index.json"),
+            "{needle}: {e}"
+        );
+    }
+    std::fs::remove_file(&index).unwrap();
+    assert!(
+        load_pipeline(&dir, &device)
+            .unwrap_err()
+            .to_string()
+            .contains("model_index.json")
+    );
+    std::fs::remove_dir_all(&root).unwrap();
 }

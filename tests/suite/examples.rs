@@ -188,3 +188,45 @@ fn examples_answer_help_and_reject_unknown_flags_and_bad_values() {
         "{stderr}"
     );
 }
+
+/// `pretrained` samples a diffusers pipeline folder (the ddpm-small fixture with
+/// google/ddpm-cifar10-32's scheduler) with its own scheduler and with DDIM.
+#[cfg(feature = "diffusers")]
+#[test]
+fn pretrained_samples_a_pipeline_folder() {
+    let dir = out_dir("pretrained");
+    crate::diffusers::pipeline_folder(&dir);
+    let model = dir.to_str().unwrap();
+    for sampler in ["ddim", "scheduler", "dpm-solver"] {
+        let png = dir.join(format!("{sampler}.png"));
+        let stdout = run_example(
+            "pretrained",
+            &[
+                "--model",
+                model,
+                "--sampler",
+                sampler,
+                "--steps",
+                "4",
+                "--n",
+                "3",
+                "--batch",
+                "2",
+                "--out",
+                png.to_str().unwrap(),
+            ],
+        );
+        assert!(
+            stdout.contains("s per image") && stdout.contains("DDPMScheduler"),
+            "{stdout}"
+        );
+        assert!(is_png(&png), "{sampler}: {stdout}");
+    }
+    let out = Command::new(example("pretrained"))
+        .args(["--model", dir.join("missing").to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("model_index.json"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
