@@ -372,8 +372,19 @@ impl SchedulerConfig {
     /// `steps` = 0 or more than T; DDPM with fewer steps than T and a spacing other
     /// than `leading` (diffusers then steps to timesteps it does not visit, which this
     /// crate's DDPM does not reproduce), or with `steps_offset` > 0 and a variance other
-    /// than `fixed_small` (diffusers then adds noise at its last step); an invalid η.
+    /// than `fixed_small` (diffusers then adds noise at its last step); an invalid η;
+    /// `args` other than the default for DDPM and DPM-Solver.
     pub fn sampler(&self, steps: usize, args: StepArguments) -> error::Result<DiffusersSampler> {
+        if self.class != SchedulerClass::Ddim && args != StepArguments::default() {
+            return Err(DiffusionError::config(
+                "StepArguments",
+                format!("{args:?}"),
+                format!(
+                    "η and use_clipped_model_output are DDIM's; {} has neither",
+                    self.class.name()
+                ),
+            ));
+        }
         let schedule = self.schedule.init()?;
         let t = schedule.num_timesteps();
         if steps == 0 || steps > t {

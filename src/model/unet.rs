@@ -288,17 +288,18 @@ impl UNetConfig {
                 );
             }
         }
-        // At least the two 3×3 convolutions of a block at the widest level (and the
-        // class embedding): a lower bound, so that nothing that fits is refused.
-        let widest = self.base_channels as u128
-            * *self.channel_multipliers.iter().max().unwrap_or(&1) as u128;
+        // At least the two 3×3 convolutions of every down block (`res_blocks` per level)
+        // and the class embedding: a lower bound, so that nothing that fits is refused.
+        let convolutions = self.channel_multipliers.iter().fold(0u128, |sum, m| {
+            let c = (self.base_channels as u128).saturating_mul(*m as u128);
+            sum.saturating_add(c.saturating_mul(c).saturating_mul(18))
+        });
         let classes = self.num_classes.map_or(0, |n| n as u128 + 1);
         let embedding = classes.saturating_mul(4 * self.base_channels as u128);
         crate::size::check_parameters(
             "UNetConfig",
-            widest
-                .saturating_mul(widest)
-                .saturating_mul(18)
+            convolutions
+                .saturating_mul(self.res_blocks as u128)
                 .saturating_add(embedding),
         )?;
         let resolutions: Vec<usize> = (0..levels).map(|l| self.resolution >> l).collect();

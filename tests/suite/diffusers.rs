@@ -668,9 +668,26 @@ fn unsupported_scheduler_options_are_named() {
     };
     let ddim = SchedulerConfig {
         class: burn_diffusion::diffusers::SchedulerClass::Ddim,
-        ..config
+        ..config.clone()
     };
     assert!(ddim.sampler(10, eta).is_err());
+    let ddpm_eta = StepArguments {
+        eta: 0.5,
+        use_clipped_model_output: false,
+    };
+    let e = config.sampler(10, ddpm_eta).unwrap_err().to_string();
+    assert!(e.contains("DDIM"), "{e}");
+    // A layers_per_block from a hostile config.json is refused before allocating.
+    let mut v: Value = serde_json::from_str(
+        &std::fs::read_to_string(fixture("published/ddpm-cifar10-32/config.json")).unwrap(),
+    )
+    .unwrap();
+    v["layers_per_block"] = 1_000_000_000u64.into();
+    let e = unet_config_from_json(&v.to_string())
+        .unwrap()
+        .init(&Device::flex())
+        .unwrap_err();
+    assert!(e.to_string().contains("UNetConfig"), "{e}");
 }
 
 /// A pipeline folder (model_index.json, unet/, scheduler/) loads as one call, and

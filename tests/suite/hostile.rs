@@ -21,7 +21,7 @@ use burn_diffusion::{
         UniformSampler, VlbLoss, Weighting, uniform_timestep_values, uniform_timesteps,
     },
     metrics::sliced_wasserstein,
-    model::{MlpConfig, UNetConfig, timestep_embedding},
+    model::{MlpConfig, TimeEmbedding, UNetConfig, timestep_embedding},
     noise::SeededRng,
     prediction::{Parameterization, Prediction, VarianceKind, x0_from_eps},
     process::{VeConfig, VeProcess, VpProcess},
@@ -619,7 +619,7 @@ fn losses(s: &mut Suite) {
 
 fn models(s: &mut Suite) {
     type Edit = fn(UNetConfig) -> UNetConfig;
-    let configs: [(&str, Edit); 21] = [
+    let configs: [(&str, Edit); 29] = [
         ("in_channels 0", |c| UNetConfig {
             in_channels: 0,
             ..c
@@ -661,6 +661,24 @@ fn models(s: &mut Suite) {
         }),
         ("num_classes beyond memory", |c| {
             c.with_num_classes(Some(usize::MAX / 8))
+        }),
+        ("res_blocks beyond memory", |c| c.with_res_blocks(1 << 40)),
+        ("norm_eps 0", |c| c.with_norm_eps(Some(0.0))),
+        ("norm_eps NaN", |c| c.with_norm_eps(Some(f64::NAN))),
+        ("attention_head_dim 0", |c| {
+            c.with_attention_head_dim(Some(0))
+        }),
+        ("attention_head_dim not dividing", |c| {
+            c.with_attention_head_dim(Some(5))
+        }),
+        ("freq_shift at half the width", |c| {
+            c.with_time_embedding(Some(TimeEmbedding::new(false, 16.0)))
+        }),
+        ("freq_shift NaN", |c| {
+            c.with_time_embedding(Some(TimeEmbedding::new(true, f64::NAN)))
+        }),
+        ("downsample_padding 2", |c| {
+            c.with_downsample_padding(Some(2))
         }),
     ];
     for (what, edit) in configs {
