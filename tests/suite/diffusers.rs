@@ -767,3 +767,60 @@ fn pipeline_folders_load_and_save() {
     );
     std::fs::remove_dir_all(&root).unwrap();
 }
+
+/// `safetensors` `bytes` with every F32 tensor stored as F16 (the format written by hand:
+/// an 8-byte little-endian header length, the JSON header, the data).
+fn to_float16(bytes: &[u8]) -> Vec<u8> {
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header: serde_json::Map<String, Value> = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
+    let data = &bytes[8 + n..];
+    let (mut new_header, mut new_data) = (serde_json::Map::new(), Vec::new());
+    for (name, info) in header {
+        if name == "__metadata__" {
+            new_header.insert(name, info);
+            continue;
+        }
+        assert_eq!(info["dtype"], "F32");
+        let [start, end] = [0, 1].map(|i| info["data_offsets"][i].as_u64().unwrap() as usize);
+        let begin = new_data.len();
+        for chunk in data[start..end].chunks_exact(4) {
+            let v = f32::from_le_bytes(chunk.try_into().unwrap());
+            new_data.extend_from_slice(&burn::tensor::f16::from_f32(v).to_le_bytes());
+        }
+        let offsets = serde_json::json!([begin, new_data.len()]);
+        new_header.insert(
+            name,
+            serde_json::json!({"dtype": "F16", "shape": info["shape"], "data_offsets": offsets}),
+        );
+    }
+    let header = Value::Object(new_header).to_string().into_bytes();
+    let mut out = (header.len() as u64).to_le_bytes().to_vec();
+    out.extend(header);
+    out.extend(new_data);
+    out
+}
+
+/// A float16 file loads into the float32 model (cast on load) and gives diffusers'
+/// float32 outputs to float16 precision.
+#[test]
+fn float16_weights_load_as_float32() {
+    let dir = scratch_copy("learned-variance", "float16");
+    let path = dir.join("diffusion_pytorch_model.safetensors");
+    std::fs::write(&path, to_float16(&std::fs::read(&path).unwrap())).unwrap();
+    std::fs::copy(
+        fixture("unet/learned-variance/io.json"),
+        dir.join("io.json"),
+    )
+    .unwrap();
+    let err = worst_relative_error(&dir, &Device::flex());
+    eprintln!("float16 weights: worst |Δ| / max |output| = {err:.2e}");
+    // float16 keeps 11 significant bits (relative 4.9e-4 per weight).
+    assert!(err > 1e-6 && err < 1e-2, "{err:.2e}");
+    let (unet, _) = diffusers::load_unet(&dir, &Device::flex()).unwrap();
+    assert!(weights(&unet).iter().all(|w| w.is_finite()));
+    use burn::store::ModuleSnapshot;
+    let tensors = unet.collect(None, None, false);
+    assert!(tensors.len() > 50);
+    assert!(tensors.iter().all(|t| t.dtype == burn::tensor::DType::F32));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
