@@ -22,6 +22,7 @@
 //! | [`train`] | the training loop (AdamW, warmup, global-norm clipping, EMA, atomic checkpoints, exact resume); with feature `train`, the objective as a burn-train model for Burn's `Learner` |
 //! | [`vae`] | the VAE: reparameterized q_φ(z \| x), decoder likelihoods, ELBO, importance-weighted log p(x), a reference convolutional VAE |
 //! | [`data`], [`image`], [`metrics`] | dataset loaders and 2-D toys, PNG image grids, distances between samples and data |
+//! | `diffusers` | (feature `diffusers`) diffusers' `UNet2DModel` folders, scheduler configs and pipeline folders, read and written exactly |
 //! | [`progress`] | progress callbacks and (feature `progress`) a console bar |
 //! | [`host`] | the one place that reads tensors back from the device, and a read counter |
 //! | [`guides`] | the guides of `docs/`: the math mapped to functions, training, the VAE, benchmarks |
@@ -39,6 +40,7 @@
 //! | `ndarray`, `cpu` | no | Burn's NdArray and CubeCL CPU backends |
 //! | `wgpu`, `vulkan`, `metal`, `cuda`, `rocm`, `tch` | no | Burn's GPU backends and LibTorch |
 //! | `train` | no | burn-train integration (`train::DiffusionObjective` for Burn's `Learner`) |
+//! | `diffusers` | no | the `diffusers` module: pretrained `UNet2DModel` weights (safetensors, through burn-store) and configs, schedulers, pipelines |
 //!
 //! The library compiles with no backend feature at all: a user may enable the backend
 //! through their own `burn` dependency instead.
