@@ -225,7 +225,7 @@ impl SchedulerConfig {
                 };
             }
             SchedulerClass::Ddim => set_alpha_to_one = f.bool_or("set_alpha_to_one", true)?,
-            SchedulerClass::DpmSolverMultistep => dpm_solver_options(&mut f, &schedule)?,
+            SchedulerClass::DpmSolverMultistep => dpm_solver_options(&mut f)?,
         }
         let default_spacing = match class {
             SchedulerClass::DpmSolverMultistep => "linspace",
@@ -510,7 +510,7 @@ fn schedule(f: &mut Fields, class: SchedulerClass) -> error::Result<ScheduleConf
 }
 
 /// Checks that a DPM-Solver config asks for the solver this crate has.
-fn dpm_solver_options(f: &mut Fields, _schedule: &ScheduleConfig) -> error::Result<()> {
+fn dpm_solver_options(f: &mut Fields) -> error::Result<()> {
     let order = f.usize_or("solver_order", 2)?;
     if order != 2 {
         return Err(field_error(
