@@ -132,6 +132,28 @@ impl Fields {
         }
     }
 
+    /// A field that must be absent or null.
+    pub(crate) fn require_null(&mut self, key: &str, reason: &str) -> error::Result<()> {
+        match self.take_non_null(key) {
+            None => Ok(()),
+            Some(v) => Err(field_error(key, v, reason)),
+        }
+    }
+
+    /// A number field that must be `expected` (absent: `expected`).
+    pub(crate) fn require_eq_f64(
+        &mut self,
+        key: &str,
+        expected: f64,
+        reason: &str,
+    ) -> error::Result<()> {
+        let v = self.f64_or(key, expected)?;
+        if v != expected {
+            return Err(field_error(key, v, reason));
+        }
+        Ok(())
+    }
+
     /// A boolean field that must be `expected` (absent: `expected`).
     pub(crate) fn require_eq_bool(
         &mut self,

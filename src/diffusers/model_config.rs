@@ -89,21 +89,11 @@ pub fn unet_config_from_json(json: &str) -> error::Result<UNetConfig> {
         true,
         "a middle block without attention is not supported",
     )?;
-    let scale = f.f64_or("mid_block_scale_factor", 1.0)?;
-    if scale != 1.0 {
-        return Err(field_error(
-            "mid_block_scale_factor",
-            scale,
-            "only 1 is supported",
-        ));
-    }
-    if let Some(v) = f.take_non_null("class_embed_type") {
-        return Err(field_error(
-            "class_embed_type",
-            v,
-            "only null (a learned class embedding from num_class_embeds) is supported",
-        ));
-    }
+    f.require_eq_f64("mid_block_scale_factor", 1.0, "only 1 is supported")?;
+    f.require_null(
+        "class_embed_type",
+        "only null (a learned class embedding from num_class_embeds) is supported",
+    )?;
     let channels = f.usize_list("block_out_channels", &[224, 448, 672, 896])?;
     let (base, multipliers) = split_channels(&channels)?;
     let res_blocks = f.usize_or("layers_per_block", 2)?;

@@ -148,7 +148,10 @@ impl SchedulerConfig {
     /// to 2⁻²⁴).
     ///
     /// # Errors
-    /// [`DiffusionError::UnsupportedConfig`] naming the field; an invalid schedule.
+    /// [`DiffusionError::UnsupportedConfig`] naming the field; an invalid schedule (as
+    /// [`ScheduleConfig::init`] checks it: betas out of range, `trained_betas` of
+    /// another length than `num_train_timesteps`, more timesteps than memory holds) or
+    /// clipping bound or threshold.
     ///
     /// # Example
     /// ```
@@ -256,6 +259,7 @@ impl SchedulerConfig {
             steps_offset,
         };
         config.x0.validate()?;
+        config.schedule.init()?;
         Ok(config)
     }
 
@@ -539,21 +543,15 @@ fn dpm_solver_options(f: &mut Fields) -> error::Result<()> {
             "σ grids other than the schedule's own are not supported (issue: σ-grid samplers)",
         )?;
     }
-    let lambda_min = f.f64_or("lambda_min_clipped", f64::NEG_INFINITY)?;
-    if lambda_min != f64::NEG_INFINITY {
-        return Err(field_error(
-            "lambda_min_clipped",
-            lambda_min,
-            "only -Infinity (no clipping) is supported",
-        ));
-    }
-    if let Some(v) = f.take_non_null("variance_type") {
-        return Err(field_error(
-            "variance_type",
-            v,
-            "only null (the model predicts no variance) is supported for DPM-Solver",
-        ));
-    }
+    f.require_eq_f64(
+        "lambda_min_clipped",
+        f64::NEG_INFINITY,
+        "only -Infinity (no clipping) is supported",
+    )?;
+    f.require_null(
+        "variance_type",
+        "only null (the model predicts no variance) is supported for DPM-Solver",
+    )?;
     f.ignore(&["flow_shift", "time_shift_type"]);
     Ok(())
 }

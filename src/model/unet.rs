@@ -288,8 +288,9 @@ impl UNetConfig {
                 );
             }
         }
-        // At least the two 3×3 convolutions of every down block (`res_blocks` per level)
-        // and the class embedding: a lower bound, so that nothing that fits is refused.
+        // A lower bound, so that nothing that fits is refused: each level has
+        // `res_blocks` + 1 up blocks, each with two 3×3 convolutions of at least c × c
+        // (18 c² weights), plus the class embedding.
         let convolutions = self.channel_multipliers.iter().fold(0u128, |sum, m| {
             let c = (self.base_channels as u128).saturating_mul(*m as u128);
             sum.saturating_add(c.saturating_mul(c).saturating_mul(18))
@@ -792,8 +793,10 @@ pub(crate) fn sinusoidal(
 ) -> Tensor<2> {
     let n = t.dims()[0];
     let half = dim / 2;
-    // DDPM's denominator d/2 − 1 is 0 for d < 4; it then has one frequency, 1.
-    let denominator = (half as f64 - variant.freq_shift).max(1.0);
+    // DDPM's denominator d/2 − 1 is 0 for d < 4 (it then has one frequency, 1); a
+    // configured variant is validated to have a positive one.
+    let denominator = half as f64 - variant.freq_shift;
+    let denominator = if denominator > 0.0 { denominator } else { 1.0 };
     let scale = (10000f64).ln() / denominator;
     let freqs: Vec<f32> = (0..half)
         .map(|i| (-(i as f64) * scale).exp() as f32)

@@ -92,6 +92,8 @@ impl BetaSchedule {
                 "a schedule needs at least one timestep",
             ));
         }
+        // The betas and the schedule's tables are f64: at least two f32's worth each.
+        crate::size::check_elements("num_timesteps", &[num_timesteps], 2)?;
         let betas = match self {
             Self::Linear {
                 beta_start,

@@ -19,6 +19,11 @@ fn fixture(name: &str) -> PathBuf {
         .join(name)
 }
 
+/// `schedulers.json`: diffusers' sampling loops (see the fixture README).
+fn scheduler_vectors() -> Value {
+    serde_json::from_str(&std::fs::read_to_string(fixture("schedulers.json")).unwrap()).unwrap()
+}
+
 /// Writes a pipeline folder at `dir`: the ddpm-small fixture UNet with
 /// google/ddpm-cifar10-32's `model_index.json` and scheduler.
 pub fn pipeline_folder(dir: &Path) {
@@ -463,9 +468,7 @@ fn unsupported_model_options_are_named() {
 fn scheduler_configs_reproduce_diffusers_loops() {
     use burn_diffusion::diffusers::{SchedulerConfig, StepArguments};
     use burn_diffusion::sampler::ReverseSampler;
-    let all: Value =
-        serde_json::from_str(&std::fs::read_to_string(fixture("schedulers.json")).unwrap())
-            .unwrap();
+    let all = scheduler_vectors();
     let device = Device::flex();
     let (mut report, mut worsts) = (Vec::new(), Vec::new());
     for case in all["cases"].as_array().unwrap() {
@@ -551,9 +554,7 @@ fn scheduler_configs_reproduce_diffusers_loops() {
 #[test]
 fn scheduler_configs_round_trip() {
     use burn_diffusion::diffusers::{SchedulerConfig, load_scheduler_config};
-    let all: Value =
-        serde_json::from_str(&std::fs::read_to_string(fixture("schedulers.json")).unwrap())
-            .unwrap();
+    let all = scheduler_vectors();
     for case in all["cases"].as_array().unwrap() {
         let config = SchedulerConfig::from_json(case["config"].as_str().unwrap()).unwrap();
         let json = config.to_json().unwrap();
@@ -643,6 +644,19 @@ fn unsupported_scheduler_options_are_named() {
             "rescale_betas_zero_snr",
         ),
         (with(&dpm, "beta_schedule", "sigmoid".into()), "sigmoid"),
+        (with(&ddpm, "beta_end", 0.00001.into()), "beta"),
+        (
+            with(&ddpm, "trained_betas", serde_json::json!([0.1, 0.2])),
+            "1000",
+        ),
+        (
+            with(&ddpm, "num_train_timesteps", (1u64 << 60).into()),
+            "num_timesteps",
+        ),
+        (
+            with(&ddpm, "num_train_timesteps", 0.into()),
+            "num_timesteps",
+        ),
         ("{".into(), "JSON"),
     ];
     for (json, needle) in cases {

@@ -147,6 +147,9 @@ fn schedules(s: &mut Suite) {
     s.error("schedule: 0 timesteps", || {
         ScheduleConfig::new().with_num_timesteps(0).init()
     });
+    s.error("schedule: 2^60 timesteps (beyond memory)", || {
+        ScheduleConfig::new().with_num_timesteps(1 << 60).init()
+    });
     let pairs = [
         (f64::NAN, 0.02),
         (1e-4, f64::NAN),
