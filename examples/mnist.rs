@@ -30,7 +30,7 @@ use burn_diffusion::{
     train::{Checkpoint, FitOptions, TrainConfig, Trainer},
 };
 use clap::{Parser, ValueEnum};
-use common::{SamplerName, exit_on_error, sample_with};
+use common::{exit_on_error, parse_sampler, sample_with};
 
 /// mnist: train the reference UNet on MNIST, Fashion-MNIST or the 8x8 digits
 #[derive(Parser, Debug)]
@@ -58,9 +58,9 @@ struct Args {
     /// write a sample grid every N steps
     #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u64).range(1..))]
     sample_every: u64,
-    /// sampler of the grids
-    #[arg(long, value_enum, default_value_t = SamplerName::Ddim)]
-    sampler: SamplerName,
+    /// sampler of the grids, by name (as the `sample` example's --sampler)
+    #[arg(long, default_value = "ddim", value_parser = parse_sampler)]
+    sampler: String,
     /// sampler steps for the grids
     #[arg(long, default_value_t = 50)]
     sample_steps: usize,
@@ -169,7 +169,7 @@ fn main() {
     let draw = |model: &UNet, count: usize, seed: u64| {
         let shape = [count, c, h, w];
         exit_on_error(sample_with(
-            sampler,
+            &sampler,
             sample_steps,
             &schedule,
             model,
@@ -204,7 +204,7 @@ fn main() {
     println!(
         "wrote {} ({}, {sample_steps} steps)",
         png.display(),
-        sampler.name()
+        sampler
     );
 
     if eval > 0 {

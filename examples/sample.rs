@@ -2,7 +2,7 @@
 //! and step count into a PNG grid.
 //!
 //! ```text
-//! cargo run --release --example sample -- --run out/mnist --sampler dpm-solver --steps 20
+//! cargo run --release --example sample -- --run out/mnist --sampler "DPM++ 2M Karras" --steps 20
 //! ```
 
 mod common;
@@ -15,7 +15,7 @@ use burn_diffusion::{
     image::write_png_grid_scaled, model::UNetConfig, schedule::ScheduleConfig, train::Checkpoint,
 };
 use clap::{Parser, ValueEnum};
-use common::{SamplerName, exit_on_error, sample_with};
+use common::{exit_on_error, parse_sampler, sample_with};
 
 /// sample: draw images from a checkpoint of the mnist example into a PNG grid
 #[derive(Parser, Debug)]
@@ -24,9 +24,11 @@ struct Args {
     /// the mnist example's --out folder
     #[arg(long, default_value = "out/mnist")]
     run: PathBuf,
-    /// sampler
-    #[arg(long, value_enum, default_value_t = SamplerName::Ddim)]
-    sampler: SamplerName,
+    /// sampler, by name: ddpm, ddim, euler, euler_a, heun, dpmpp_2m, dpmpp_2m_sde,
+    /// dpmpp_3m, dpmpp_3m_sde (each σ-grid one also with _karras, _exponential or _beta),
+    /// heun_vp, euler_maruyama; A1111's names ("DPM++ 2M Karras") work too
+    #[arg(long, default_value = "ddim", value_parser = parse_sampler)]
+    sampler: String,
     /// sampler steps
     #[arg(long, default_value_t = 50)]
     steps: usize,
@@ -64,7 +66,7 @@ fn main() {
         out,
     } = Args::parse();
     let count = count as usize;
-    let out = out.unwrap_or_else(|| run.join(format!("sample-{}-{steps}.png", sampler.name())));
+    let out = out.unwrap_or_else(|| run.join(format!("sample-{}-{steps}.png", sampler)));
     let device = Device::flex();
 
     let unet = exit_on_error(UNetConfig::load(run.join("unet.json")).map_err(|e| {
@@ -92,12 +94,12 @@ fn main() {
         checkpoint.state().step,
         checkpoint.dir().display(),
         weights.to_possible_value().expect("not skipped").get_name(),
-        sampler.name()
+        sampler
     );
     let (c, h, w) = (unet.in_channels, unet.resolution, unet.resolution);
     let start = std::time::Instant::now();
     let images = exit_on_error(sample_with(
-        sampler,
+        &sampler,
         steps,
         &schedule,
         &model,

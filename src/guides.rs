@@ -8,6 +8,9 @@ use crate::{Denoiser, Loss};
 #[doc = include_str!("../docs/math.md")]
 pub mod math {}
 
+#[doc = include_str!("../docs/samplers.md")]
+pub mod samplers {}
+
 #[doc = include_str!("../docs/training.md")]
 pub mod training {}
 

@@ -27,46 +27,27 @@ pub fn positive(s: &str) -> Result<usize, String> {
 use burn::tensor::{Device, Tensor};
 use burn_diffusion::{
     Denoiser,
-    prediction::VarianceKind,
     process::VpProcess,
     progress::ConsoleProgress,
     sampler::{
-        DdimSampler, DdpmSampler, DpmSolverSampler, EulerMaruyamaSampler, HeunSampler,
-        SampleOptions, sample_from_noise,
+        ModelTime, ReverseSampler, SampleOptions, X0Options, canonical_sampler_name,
+        sample_from_noise, sampler_by_name,
     },
-    schedule::{DiscreteSchedule, Spacing},
+    schedule::DiscreteSchedule,
 };
 
-/// The samplers the examples offer, by name (`--sampler`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum SamplerName {
-    /// Ancestral sampling on the schedule respaced to the step count.
-    Ddpm,
-    /// Deterministic DDIM (η = 0).
-    Ddim,
-    /// DPM-Solver++(2M), diffusers' defaults.
-    DpmSolver,
-    /// Heun on the probability-flow ODE.
-    Heun,
-    /// Euler–Maruyama on the reverse SDE.
-    EulerMaruyama,
+/// `--sampler`: any name the crate's registry knows ("ddim", "dpmpp_2m_karras",
+/// "Euler a", …), checked when the flag is parsed and returned in its canonical spelling.
+pub fn parse_sampler(s: &str) -> Result<String, String> {
+    canonical_sampler_name(s).map_err(|e| e.to_string())
 }
 
-impl SamplerName {
-    /// The name as typed on the command line.
-    pub fn name(self) -> String {
-        clap::ValueEnum::to_possible_value(&self)
-            .expect("no variant is skipped")
-            .get_name()
-            .to_string()
-    }
-}
-
-/// Samples `shape` from `model` with `sampler` over `steps` steps of `schedule` (DDPM runs
-/// on the schedule respaced to `steps`; the others visit `steps` evenly spaced timesteps),
-/// drawing a progress bar.
+/// Samples `shape` from `model` with the sampler called `sampler` (see
+/// `burn_diffusion::sampler::sampler_by_name`) over `steps` steps of `schedule`, drawing a
+/// progress bar. The crate's models take fractional timesteps, so σ-grid samplers call
+/// them where diffusers would.
 pub fn sample_with<M: Denoiser<D>, const D: usize>(
-    sampler: SamplerName,
+    sampler: &str,
     steps: usize,
     schedule: &DiscreteSchedule,
     model: &M,
@@ -74,40 +55,25 @@ pub fn sample_with<M: Denoiser<D>, const D: usize>(
     device: &Device,
     seed: u64,
 ) -> Result<Tensor<D>, String> {
-    let spacing = Spacing::Linspace { steps };
+    let e = |e: burn_diffusion::DiffusionError| e.to_string();
     let process = VpProcess::new(schedule.clone());
-    let x0 = Default::default();
+    let chosen = sampler_by_name(
+        sampler,
+        &process,
+        steps,
+        X0Options::default(),
+        ModelTime::Fractional,
+    )
+    .map_err(e)?;
     let options = SampleOptions {
         seed,
         keep_trajectory: false,
         ..SampleOptions::default()
     };
-    let bar = ConsoleProgress::new(steps, sampler.name());
+    let calls = ReverseSampler::<D>::timesteps(&chosen).len();
+    let bar = ConsoleProgress::new(calls, sampler);
     let progress = |done: usize, _total: usize| bar.update(done, None);
-    let e = |e: burn_diffusion::DiffusionError| e.to_string();
-    let out = match sampler {
-        SamplerName::Ddpm => {
-            let respaced = VpProcess::new(schedule.respace(&spacing).map_err(e)?);
-            let sampler = DdpmSampler::new(respaced, VarianceKind::FixedLarge, x0).map_err(e)?;
-            sample_from_noise(&sampler, model, shape, device, options, progress)
-        }
-        SamplerName::Ddim => {
-            let sampler = DdimSampler::with_spacing(process, &spacing, 0.0, x0).map_err(e)?;
-            sample_from_noise(&sampler, model, shape, device, options, progress)
-        }
-        SamplerName::DpmSolver => {
-            let sampler = DpmSolverSampler::diffusers_default(process, steps, x0).map_err(e)?;
-            sample_from_noise(&sampler, model, shape, device, options, progress)
-        }
-        SamplerName::Heun => {
-            let sampler = HeunSampler::new(process, &spacing, x0).map_err(e)?;
-            sample_from_noise(&sampler, model, shape, device, options, progress)
-        }
-        SamplerName::EulerMaruyama => {
-            let sampler = EulerMaruyamaSampler::new(process, &spacing, x0).map_err(e)?;
-            sample_from_noise(&sampler, model, shape, device, options, progress)
-        }
-    };
+    let out = sample_from_noise(&chosen, model, shape, device, options, progress);
     bar.finish();
     out.map(|o| o.sample).map_err(e)
 }

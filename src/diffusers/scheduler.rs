@@ -1,7 +1,6 @@
 //! diffusers' `scheduler_config.json` (`DDPMScheduler`, `DDIMScheduler`,
 //! `DPMSolverMultistepScheduler`) ↔ a schedule and a sampler of the matching kind.
 
-use burn::tensor::Tensor;
 use serde_json::{Value, json};
 
 use crate::diffusers::json::{Fields, field_error};
@@ -9,8 +8,8 @@ use crate::error::{self, DiffusionError};
 use crate::prediction::{Prediction, VarianceKind};
 use crate::process::VpProcess;
 use crate::sampler::{
-    DdimSampler, DdpmSampler, DpmSolverSampler, DpmSolverState, DynamicThreshold, ReverseSampler,
-    StepOutput, Visits, X0Options,
+    AnySampler, AnySamplerState, DdimSampler, DdpmSampler, DpmSolverSampler, DynamicThreshold,
+    X0Options,
 };
 use crate::schedule::{BetaSchedule, NoiseSchedule, ScheduleConfig, Spacing};
 
@@ -582,57 +581,12 @@ fn python_numbers(json: &str) -> String {
     out
 }
 
-/// The sampler of a diffusers scheduler config ([`SchedulerConfig::sampler`]).
-#[derive(Debug, Clone)]
-pub enum DiffusersSampler {
-    /// `DDPMScheduler`.
-    Ddpm(DdpmSampler<VpProcess>),
-    /// `DDIMScheduler`.
-    Ddim(DdimSampler<VpProcess>),
-    /// `DPMSolverMultistepScheduler`.
-    DpmSolver(DpmSolverSampler<VpProcess>),
-}
+/// The sampler of a diffusers scheduler config ([`SchedulerConfig::sampler`]): one of
+/// the crate's samplers ([`AnySampler`]'s `Ddpm`, `Ddim` or `DpmSolver`).
+pub type DiffusersSampler = AnySampler;
 
-/// The state of a [`DiffusersSampler`] (DPM-Solver's previous x̂_0).
-#[derive(Debug, Clone, Default)]
-pub struct DiffusersSamplerState<const D: usize> {
-    dpm_solver: DpmSolverState<D>,
-}
-
-impl<const D: usize> ReverseSampler<D> for DiffusersSampler {
-    type State = DiffusersSamplerState<D>;
-
-    fn visits(&self) -> &Visits {
-        match self {
-            Self::Ddpm(s) => ReverseSampler::<D>::visits(s),
-            Self::Ddim(s) => ReverseSampler::<D>::visits(s),
-            Self::DpmSolver(s) => ReverseSampler::<D>::visits(s),
-        }
-    }
-
-    fn needs_noise(&self, i: usize) -> bool {
-        match self {
-            Self::Ddpm(s) => ReverseSampler::<D>::needs_noise(s, i),
-            Self::Ddim(s) => ReverseSampler::<D>::needs_noise(s, i),
-            Self::DpmSolver(s) => ReverseSampler::<D>::needs_noise(s, i),
-        }
-    }
-
-    fn step(
-        &self,
-        state: &mut Self::State,
-        i: usize,
-        x_t: Tensor<D>,
-        model_output: Tensor<D>,
-        noise: Option<Tensor<D>>,
-    ) -> error::Result<StepOutput<D>> {
-        match self {
-            Self::Ddpm(s) => s.step(&mut (), i, x_t, model_output, noise),
-            Self::Ddim(s) => s.step(&mut (), i, x_t, model_output, noise),
-            Self::DpmSolver(s) => s.step(&mut state.dpm_solver, i, x_t, model_output, noise),
-        }
-    }
-}
+/// The state of a [`DiffusersSampler`].
+pub type DiffusersSamplerState<const D: usize> = AnySamplerState<D>;
 
 #[cfg(test)]
 mod tests {

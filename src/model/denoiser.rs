@@ -132,32 +132,86 @@ pub trait Denoiser<const D: usize> {
         t: Tensor<1, Int>,
         labels: Option<Tensor<1, Int>>,
     ) -> error::Result<Tensor<D>> {
-        let dims = x_t.dims();
-        if dims[0] == 0 {
-            return Err(DiffusionError::input(
-                "model input x_t",
-                &dims,
-                "the batch has no examples",
-            ));
-        }
-        let per_example = |what: &'static str, got: usize| {
-            if got == dims[0] {
-                Ok(())
-            } else {
-                Err(DiffusionError::ShapeMismatch {
-                    what,
-                    expected: vec![dims[0]],
-                    got: vec![got],
-                })
-            }
-        };
-        per_example("timesteps vs the batch of x_t", t.dims()[0])?;
-        if let Some(labels) = &labels {
-            per_example("labels vs the batch of x_t", labels.dims()[0])?;
-        }
-        self.check_input(&dims)?;
+        check_call(self, &x_t, t.dims()[0], labels.as_ref())?;
         Ok(self.denoise(x_t, t, labels))
     }
+
+    /// The model's output at fractional timesteps `t` (in training-timestep units), for
+    /// samplers whose levels fall between training timesteps (diffusers' Euler-family
+    /// grids, [`crate::sampler::ModelTime::Fractional`]). `None`, the default, says the
+    /// model takes integer timesteps only; a model whose timestep embedding is a smooth
+    /// function of t (the crate's [`crate::model::UNet`] and [`crate::model::Mlp`], or
+    /// diffusers' UNets) overrides it.
+    ///
+    /// # Shapes
+    /// - `x_t`: `[N, ...]`; `t`: `[N]` (float); `labels`: `[N]`, when given
+    fn denoise_fractional(
+        &self,
+        x_t: Tensor<D>,
+        t: Tensor<1>,
+        labels: Option<Tensor<1, Int>>,
+    ) -> Option<Tensor<D>> {
+        let _ = (x_t, t, labels);
+        None
+    }
+
+    /// [`Denoiser::denoise_fractional`] after the checks of [`Denoiser::try_denoise`].
+    ///
+    /// # Errors
+    /// As [`Denoiser::try_denoise`]; [`DiffusionError::InvalidConfig`] when the model
+    /// takes integer timesteps only (the message names the two ways out).
+    fn try_denoise_fractional(
+        &self,
+        x_t: Tensor<D>,
+        t: Tensor<1>,
+        labels: Option<Tensor<1, Int>>,
+    ) -> error::Result<Tensor<D>> {
+        check_call(self, &x_t, t.dims()[0], labels.as_ref())?;
+        self.denoise_fractional(x_t, t, labels).ok_or_else(|| {
+            DiffusionError::config(
+                "model timesteps",
+                "fractional",
+                "the sampler calls the model between training timesteps \
+                 (ModelTime::Fractional) but this model takes integer timesteps only: \
+                 build the sampler with ModelTime::Rounded, or implement \
+                 Denoiser::denoise_fractional",
+            )
+        })
+    }
+}
+
+/// The checks of [`Denoiser::try_denoise`]: a non-empty batch, one timestep (and label)
+/// per example, and the model's own [`Denoiser::check_input`].
+fn check_call<const D: usize, M: Denoiser<D> + ?Sized>(
+    model: &M,
+    x_t: &Tensor<D>,
+    timesteps: usize,
+    labels: Option<&Tensor<1, Int>>,
+) -> error::Result<()> {
+    let dims = x_t.dims();
+    if dims[0] == 0 {
+        return Err(DiffusionError::input(
+            "model input x_t",
+            &dims,
+            "the batch has no examples",
+        ));
+    }
+    let per_example = |what: &'static str, got: usize| {
+        if got == dims[0] {
+            Ok(())
+        } else {
+            Err(DiffusionError::ShapeMismatch {
+                what,
+                expected: vec![dims[0]],
+                got: vec![got],
+            })
+        }
+    };
+    per_example("timesteps vs the batch of x_t", timesteps)?;
+    if let Some(labels) = labels {
+        per_example("labels vs the batch of x_t", labels.dims()[0])?;
+    }
+    model.check_input(&dims)
 }
 
 impl<const D: usize, F> Denoiser<D> for F

@@ -106,6 +106,14 @@ pub struct Mlp {
 impl Mlp {
     /// The network's output at `(x_t, t)`.
     pub fn forward(&self, x_t: Tensor<2>, t: Tensor<1, Int>) -> Tensor<2> {
+        self.forward_fractional(x_t, t.float())
+    }
+
+    /// [`Mlp::forward`] at fractional timesteps `t` (its embedding is smooth in t).
+    ///
+    /// # Shapes
+    /// - `x_t`: `[N, dim]`; `t`: `[N]`; output `[N, dim]`
+    pub fn forward_fractional(&self, x_t: Tensor<2>, t: Tensor<1>) -> Tensor<2> {
         let temb = sinusoidal(
             t,
             self.time_embedding,
@@ -141,5 +149,14 @@ impl Denoiser<2> for Mlp {
         _labels: Option<Tensor<1, Int>>,
     ) -> Tensor<2> {
         self.forward(x_t, t)
+    }
+
+    fn denoise_fractional(
+        &self,
+        x_t: Tensor<2>,
+        t: Tensor<1>,
+        _labels: Option<Tensor<1, Int>>,
+    ) -> Option<Tensor<2>> {
+        Some(self.forward_fractional(x_t, t))
     }
 }

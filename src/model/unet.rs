@@ -605,6 +605,20 @@ impl UNet {
         t: Tensor<1, Int>,
         labels: Option<Tensor<1, Int>>,
     ) -> Tensor<4> {
+        self.forward_fractional(x_t, t.float(), labels)
+    }
+
+    /// [`UNet::forward`] at fractional timesteps `t` (the sinusoidal embedding is smooth
+    /// in t; diffusers' Euler-family samplers call models between training timesteps).
+    ///
+    /// # Shapes
+    /// - `x_t`: `[N, C, H, W]`; `t`: `[N]`; `labels`: `[N]`; output `[N, C_out, H, W]`
+    pub fn forward_fractional(
+        &self,
+        x_t: Tensor<4>,
+        t: Tensor<1>,
+        labels: Option<Tensor<1, Int>>,
+    ) -> Tensor<4> {
         let mut temb = sinusoidal(t, self.base_channels, &self.time_embedding, &x_t.device());
         temb = self
             .temb_dense1
@@ -746,6 +760,15 @@ impl Denoiser<4> for UNet {
     ) -> Tensor<4> {
         self.forward(x_t, t, labels)
     }
+
+    fn denoise_fractional(
+        &self,
+        x_t: Tensor<4>,
+        t: Tensor<1>,
+        labels: Option<Tensor<1, Int>>,
+    ) -> Option<Tensor<4>> {
+        Some(self.forward_fractional(x_t, t, labels))
+    }
 }
 
 /// The sinusoidal timestep embedding of the Transformer, as in DDPM's
@@ -781,12 +804,12 @@ pub fn timestep_embedding(
             "must be at least 2",
         ));
     }
-    Ok(sinusoidal(t, dim, &TimeEmbedding::ddpm(), device))
+    Ok(sinusoidal(t.float(), dim, &TimeEmbedding::ddpm(), device))
 }
 
 /// [`timestep_embedding`] of a `variant`, for a `dim` ≥ 2 validated by a model's config.
 pub(crate) fn sinusoidal(
-    t: Tensor<1, Int>,
+    t: Tensor<1>,
     dim: usize,
     variant: &TimeEmbedding,
     device: &Device,
@@ -802,7 +825,7 @@ pub(crate) fn sinusoidal(
         .map(|i| (-(i as f64) * scale).exp() as f32)
         .collect();
     let freqs = Tensor::<1>::from_floats(freqs.as_slice(), device).reshape([1, half]);
-    let args = t.float().reshape([n, 1]) * freqs;
+    let args = t.reshape([n, 1]) * freqs;
     let (sin, cos) = (args.clone().sin(), args.cos());
     let emb = if variant.flip_sin_to_cos {
         Tensor::cat(vec![cos, sin], 1)

@@ -43,6 +43,15 @@ pub trait ReverseSampler<const D: usize> {
         self.visits().model_timestep(i)
     }
 
+    /// The fractional training timestep to call the model with at visit `i`, for samplers
+    /// whose levels fall between training timesteps and that were asked to call the model
+    /// there ([`crate::sampler::ModelTime::Fractional`]); `None` (the default) calls it at
+    /// [`ReverseSampler::model_timestep`].
+    fn fractional_model_time(&self, i: usize) -> Option<f64> {
+        let _ = i;
+        None
+    }
+
     /// Whether step `i` draws noise (so that the driver draws it only when needed).
     fn needs_noise(&self, i: usize) -> bool;
 
@@ -146,12 +155,16 @@ impl X0Options {
         output: Tensor<D>,
     ) -> error::Result<(Tensor<D>, Tensor<D>)> {
         let (x0, eps) = self.prediction.to_x0_eps(process, x_t, t, output)?;
-        let x0 = match self.threshold {
+        Ok((self.finish(x0), eps))
+    }
+
+    /// x̂_0 after clipping or thresholding, as configured.
+    pub(crate) fn finish<const D: usize>(&self, x0: Tensor<D>) -> Tensor<D> {
+        match self.threshold {
             Some(th) => dynamic_threshold(x0, th),
             None if self.clip => x0.clamp(-self.clip_range, self.clip_range),
             None => x0,
-        };
-        Ok((x0, eps))
+        }
     }
 
     /// [`X0Options::x0_eps`] with every example of `x_t` at the one timestep `t`.

@@ -83,7 +83,7 @@ pub fn sample<S: ReverseSampler<D>, M: Denoiser<D>, const D: usize>(
     options: SampleOptions,
     mut progress: impl FnMut(usize, usize),
 ) -> error::Result<SampleOutput<D>> {
-    let (n, device, shape) = (x_t.dims()[0], x_t.device(), x_t.shape());
+    let (device, shape) = (x_t.device(), x_t.shape());
     let total = sampler.timesteps().len();
     let mut state = S::State::default();
     let mut x = x_t;
@@ -96,8 +96,7 @@ pub fn sample<S: ReverseSampler<D>, M: Denoiser<D>, const D: usize>(
         device.seed(options.seed.wrapping_add(1));
     }
     for i in 0..total {
-        let t = constant_timesteps(n, sampler.model_timestep(i), &device);
-        let output = model.try_denoise(x.clone(), t, None)?;
+        let output = call_model(sampler, model, i, x.clone())?;
         let noise = sampler.needs_noise(i).then(|| match options.noise {
             NoiseSource::Host => randn(
                 shape.clone(),
@@ -121,6 +120,32 @@ pub fn sample<S: ReverseSampler<D>, M: Denoiser<D>, const D: usize>(
         trajectory,
         predicted_x0,
     })
+}
+
+/// The model's output at visit `i` of `sampler`, as [`sample`] calls it: at the
+/// sampler's fractional model time when it asks for one between training timesteps
+/// ([`ReverseSampler::fractional_model_time`]), at its integer model timestep otherwise.
+/// For loops of your own around [`ReverseSampler::step`].
+///
+/// # Errors
+/// As [`Denoiser::try_denoise`] / [`Denoiser::try_denoise_fractional`].
+pub fn call_model<S: ReverseSampler<D>, M: Denoiser<D>, const D: usize>(
+    sampler: &S,
+    model: &M,
+    i: usize,
+    x: Tensor<D>,
+) -> error::Result<Tensor<D>> {
+    let (n, device) = (x.dims()[0], x.device());
+    match sampler.fractional_model_time(i) {
+        Some(t) if t.fract() != 0.0 => {
+            let t = Tensor::<1>::full([n], t, &device);
+            model.try_denoise_fractional(x, t, None)
+        }
+        _ => {
+            let t = constant_timesteps(n, sampler.model_timestep(i), &device);
+            model.try_denoise(x, t, None)
+        }
+    }
 }
 
 /// [`sample`] from x_T ~ N(0, I) of `shape`, drawn with `options.seed` (from the source of
@@ -226,14 +251,43 @@ impl<M: Denoiser<D>, const D: usize> Denoiser<D> for Guided<'_, M> {
         t: burn::tensor::Tensor<1, burn::tensor::Int>,
         _labels: Option<burn::tensor::Tensor<1, burn::tensor::Int>>,
     ) -> Tensor<D> {
-        let n = x_t.dims()[0];
+        let (n, x, labels) = self.doubled(x_t);
+        let t = Tensor::cat(vec![t.clone(), t], 0);
+        self.combine(self.model.denoise(x, t, Some(labels)), n)
+    }
+
+    /// Guidance of the model's fractional-timestep output (`None` when the model takes
+    /// integer timesteps only).
+    fn denoise_fractional(
+        &self,
+        x_t: Tensor<D>,
+        t: Tensor<1>,
+        _labels: Option<burn::tensor::Tensor<1, burn::tensor::Int>>,
+    ) -> Option<Tensor<D>> {
+        let (n, x, labels) = self.doubled(x_t);
+        let t = Tensor::cat(vec![t.clone(), t], 0);
+        let out = self.model.denoise_fractional(x, t, Some(labels))?;
+        Some(self.combine(out, n))
+    }
+}
+
+impl<M> Guided<'_, M> {
+    /// The doubled batch [x_t; x_t] with labels [c; ∅], and N.
+    fn doubled<const D: usize>(
+        &self,
+        x_t: Tensor<D>,
+    ) -> (usize, Tensor<D>, Tensor<1, burn::tensor::Int>) {
         let null = self.labels.clone().full_like(self.null_label);
         let labels = Tensor::cat(vec![self.labels.clone(), null], 0);
-        let out = self.model.denoise(
+        (
+            x_t.dims()[0],
             Tensor::cat(vec![x_t.clone(), x_t], 0),
-            Tensor::cat(vec![t.clone(), t], 0),
-            Some(labels),
-        );
+            labels,
+        )
+    }
+
+    /// (1 + w)·(conditional half) − w·(unconditional half) of the doubled output.
+    fn combine<const D: usize>(&self, out: Tensor<D>, n: usize) -> Tensor<D> {
         let cond = out.clone().narrow(0, 0, n);
         let uncond = out.narrow(0, n, n);
         cond * (1.0 + self.scale) - uncond * self.scale

@@ -6,14 +6,26 @@ mod ddim;
 mod ddpm;
 mod dpm_solver;
 mod driver;
+mod edm_heun;
+mod euler;
 mod langevin;
+mod registry;
+mod sigmas;
 mod visits;
 
 pub use base::{DynamicThreshold, ReverseSampler, StepOutput, X0Options};
 pub use continuous::{EulerMaruyamaSampler, HeunSampler, HeunState};
 pub use ddim::DdimSampler;
 pub use ddpm::DdpmSampler;
-pub use dpm_solver::{DpmSolverSampler, DpmSolverState};
-pub use driver::{Guided, NoiseSource, SampleOptions, SampleOutput, sample, sample_from_noise};
+pub use dpm_solver::{DpmSolverOptions, DpmSolverSampler, DpmSolverState, SecondOrder};
+pub use driver::{
+    Guided, NoiseSource, SampleOptions, SampleOutput, call_model, sample, sample_from_noise,
+};
+pub use edm_heun::{EdmHeunSampler, EdmHeunState};
+pub use euler::{EulerAncestralSampler, EulerSampler};
 pub use langevin::AnnealedLangevinSampler;
+pub use registry::{
+    AnySampler, AnySamplerState, SAMPLER_NAMES, canonical_sampler_name, sampler_by_name,
+};
+pub use sigmas::{FinalSigma, ModelTime, SigmaGrid, SigmaSchedule};
 pub use visits::Visits;

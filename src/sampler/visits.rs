@@ -89,6 +89,15 @@ impl Visits {
         }
     }
 
+    /// The visits at `indices` of this grid, in that order (for samplers that call the
+    /// model more than once per level); `indices` must be non-decreasing and in range.
+    pub(crate) fn select(&self, indices: &[usize]) -> Self {
+        Self {
+            timesteps: indices.iter().map(|&i| self.timesteps[i]).collect(),
+            model_timesteps: indices.iter().map(|&i| self.model_timesteps[i]).collect(),
+        }
+    }
+
     /// The visited process timesteps, in visiting order.
     pub fn timesteps(&self) -> &[usize] {
         &self.timesteps

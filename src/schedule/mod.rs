@@ -9,6 +9,7 @@ mod timesteps;
 mod zero_snr;
 
 pub use beta_schedule::BetaSchedule;
+pub(crate) use beta_schedule::linspace;
 pub use discrete::{DiscreteSchedule, ScheduleConfig};
 pub use noise_schedule::NoiseSchedule;
 pub use spacing::Spacing;

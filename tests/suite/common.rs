@@ -200,3 +200,12 @@ impl Reference {
         names
     }
 }
+
+/// A JSON array of numbers as `f32`s (the fixtures' vectors).
+pub fn json_floats(v: &serde_json::Value) -> Vec<f32> {
+    v.as_array()
+        .expect("a JSON array")
+        .iter()
+        .map(|x| x.as_f64().expect("a JSON number") as f32)
+        .collect()
+}

@@ -11,7 +11,7 @@ use burn_diffusion::diffusers::{self, unet_config_from_json};
 use burn_diffusion::model::UNetConfig;
 use serde_json::Value;
 
-use crate::common::{jittered, on_each_device, weights};
+use crate::common::{jittered, json_floats, on_each_device, weights};
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -47,14 +47,6 @@ pub fn pipeline_folder(dir: &Path) {
     }
 }
 
-fn floats(v: &Value) -> Vec<f32> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_f64().unwrap() as f32)
-        .collect()
-}
-
 fn ints(v: &Value) -> Vec<i64> {
     v.as_array()
         .unwrap()
@@ -70,7 +62,10 @@ fn worst_relative_error(dir: &Path, device: &Device) -> f64 {
         serde_json::from_str(&std::fs::read_to_string(dir.join("io.json")).unwrap()).unwrap();
     let (unet, _) = diffusers::load_unet(dir, device).unwrap();
     let shape: Vec<usize> = ints(&io["shape"]).iter().map(|&d| d as usize).collect();
-    let x = Tensor::<4>::from_data(TensorData::new(floats(&io["x"]), shape.clone()), device);
+    let x = Tensor::<4>::from_data(
+        TensorData::new(json_floats(&io["x"]), shape.clone()),
+        device,
+    );
     let mut worst: f64 = 0.0;
     for case in io["cases"].as_array().unwrap() {
         let t = Tensor::<1, Int>::from_ints(ints(&case["t"]).as_slice(), device);
@@ -82,7 +77,7 @@ fn worst_relative_error(dir: &Path, device: &Device) -> f64 {
             .into_data()
             .try_to_vec::<f32>()
             .unwrap();
-        let want = floats(&case["output"]);
+        let want = json_floats(&case["output"]);
         assert_eq!(got.len(), want.len());
         let scale = want.iter().fold(0f64, |m, v| m.max(v.abs() as f64));
         assert!(scale > 0.1, "a degenerate fixture");
@@ -492,8 +487,9 @@ fn scheduler_configs_reproduce_diffusers_loops() {
             "{name} at {steps} steps"
         );
         let shape: Vec<usize> = ints(&case["shape"]).iter().map(|&d| d as usize).collect();
-        let tensor =
-            |v: &Value| Tensor::<4>::from_data(TensorData::new(floats(v), shape.clone()), &device);
+        let tensor = |v: &Value| {
+            Tensor::<4>::from_data(TensorData::new(json_floats(v), shape.clone()), &device)
+        };
         let out_channels = case["out_channels"].as_u64().unwrap();
         let mut x = tensor(&case["x_T"]);
         let mut state = Default::default();
@@ -512,7 +508,7 @@ fn scheduler_configs_reproduce_diffusers_loops() {
                 .unwrap()
                 .x_prev;
             let got: Vec<f32> = x.clone().into_data().try_to_vec().unwrap();
-            let want = floats(&case["samples"][i]);
+            let want = json_floats(&case["samples"][i]);
             let scale = want.iter().fold(1f64, |m, v| m.max(v.abs() as f64));
             let err = got
                 .iter()

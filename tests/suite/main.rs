@@ -17,6 +17,8 @@ mod package;
 mod properties;
 mod reference;
 mod samplers;
+mod sigma_gaussian;
+mod sigma_samplers;
 mod stored;
 mod train;
 mod unet;
