@@ -11,6 +11,9 @@ pub mod math {}
 #[doc = include_str!("../docs/samplers.md")]
 pub mod samplers {}
 
+#[doc = include_str!("../docs/from-diffusers.md")]
+pub mod from_diffusers {}
+
 #[doc = include_str!("../docs/training.md")]
 pub mod training {}
 

@@ -38,8 +38,8 @@ use burn::tensor::Device;
 
 pub use model_config::{UNET_CLASS, unet_config_from_json, unet_config_to_json};
 pub use scheduler::{
-    DiffusersSampler, DiffusersSamplerState, SchedulerClass, SchedulerConfig, StepArguments,
-    TimestepSpacing,
+    DiffusersSampler, DiffusersSamplerState, SchedulerClass, SchedulerConfig, SigmaKind,
+    StepArguments, TimestepSpacing,
 };
 
 use crate::error;

@@ -1,5 +1,7 @@
 //! diffusers' `scheduler_config.json` (`DDPMScheduler`, `DDIMScheduler`,
-//! `DPMSolverMultistepScheduler`) ↔ a schedule and a sampler of the matching kind.
+//! `DPMSolverMultistepScheduler`, `EulerDiscreteScheduler`,
+//! `EulerAncestralDiscreteScheduler`, `HeunDiscreteScheduler`) ↔ a schedule and a sampler
+//! of the matching kind.
 
 use serde_json::{Value, json};
 
@@ -8,8 +10,9 @@ use crate::error::{self, DiffusionError};
 use crate::prediction::{Prediction, VarianceKind};
 use crate::process::VpProcess;
 use crate::sampler::{
-    AnySampler, AnySamplerState, DdimSampler, DdpmSampler, DpmSolverSampler, DynamicThreshold,
-    X0Options,
+    AnySampler, AnySamplerState, DdimSampler, DdpmSampler, DpmSolverOptions, DpmSolverSampler,
+    DynamicThreshold, EdmHeunSampler, EulerAncestralSampler, EulerSampler, FinalSigma, ModelTime,
+    SecondOrder, SigmaGrid, SigmaSchedule, X0Options,
 };
 use crate::schedule::{BetaSchedule, NoiseSchedule, ScheduleConfig, Spacing};
 
@@ -20,10 +23,26 @@ pub enum SchedulerClass {
     Ddpm,
     /// `DDIMScheduler` ([`DdimSampler`]).
     Ddim,
-    /// `DPMSolverMultistepScheduler` with `solver_order = 2`, `algorithm_type =
-    /// "dpmsolver++"`, `solver_type = "midpoint"` ([`DpmSolverSampler`]).
+    /// `DPMSolverMultistepScheduler` with `algorithm_type` `dpmsolver++` or
+    /// `sde-dpmsolver++` ([`DpmSolverSampler`]).
     DpmSolverMultistep,
+    /// `EulerDiscreteScheduler` ([`EulerSampler`]).
+    EulerDiscrete,
+    /// `EulerAncestralDiscreteScheduler` ([`EulerAncestralSampler`], η = 1).
+    EulerAncestralDiscrete,
+    /// `HeunDiscreteScheduler` ([`EdmHeunSampler`]).
+    HeunDiscrete,
 }
+
+/// Every class, in the order error messages list them.
+const CLASSES: [SchedulerClass; 6] = [
+    SchedulerClass::Ddpm,
+    SchedulerClass::Ddim,
+    SchedulerClass::DpmSolverMultistep,
+    SchedulerClass::EulerDiscrete,
+    SchedulerClass::EulerAncestralDiscrete,
+    SchedulerClass::HeunDiscrete,
+];
 
 impl SchedulerClass {
     /// The diffusers class name.
@@ -32,14 +51,39 @@ impl SchedulerClass {
             Self::Ddpm => "DDPMScheduler",
             Self::Ddim => "DDIMScheduler",
             Self::DpmSolverMultistep => "DPMSolverMultistepScheduler",
+            Self::EulerDiscrete => "EulerDiscreteScheduler",
+            Self::EulerAncestralDiscrete => "EulerAncestralDiscreteScheduler",
+            Self::HeunDiscrete => "HeunDiscreteScheduler",
         }
     }
 
     fn from_name(name: &str) -> Option<Self> {
-        [Self::Ddpm, Self::Ddim, Self::DpmSolverMultistep]
-            .into_iter()
-            .find(|c| c.name() == name)
+        CLASSES.into_iter().find(|c| c.name() == name)
     }
+
+    /// Euler, Euler ancestral and Heun: samplers on σ's that call the model at
+    /// fractional timesteps.
+    fn is_euler_family(self) -> bool {
+        matches!(
+            self,
+            Self::EulerDiscrete | Self::EulerAncestralDiscrete | Self::HeunDiscrete
+        )
+    }
+}
+
+/// diffusers' choice of σ levels (`use_karras_sigmas`, `use_exponential_sigmas`,
+/// `use_beta_sigmas`; none of them: the schedule's own).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SigmaKind {
+    /// The schedule's σ's at the `timestep_spacing` grid.
+    #[default]
+    Schedule,
+    /// Karras et al. (2022), ρ = 7 ([`SigmaSchedule::Karras`]).
+    Karras,
+    /// Evenly spaced log σ ([`SigmaSchedule::Exponential`]).
+    Exponential,
+    /// Beta(0.6, 0.6) quantiles ([`SigmaSchedule::Beta`]).
+    Beta,
 }
 
 /// diffusers' `timestep_spacing`.
@@ -86,6 +130,14 @@ pub struct SchedulerConfig {
     pub timestep_spacing: TimestepSpacing,
     /// `steps_offset` (added to `leading` timesteps).
     pub steps_offset: usize,
+    /// `use_karras_sigmas` / `use_exponential_sigmas` / `use_beta_sigmas` (DPM-Solver,
+    /// Euler, Heun).
+    pub sigmas: SigmaKind,
+    /// `final_sigmas_type` (DPM-Solver, Euler).
+    pub final_sigma: FinalSigma,
+    /// `solver_order`, `algorithm_type`, `solver_type`, `lower_order_final`,
+    /// `euler_at_final` (DPM-Solver).
+    pub dpm_solver: DpmSolverOptions,
 }
 
 /// What a diffusers pipeline passes to `step` besides the config (DDIM only).
@@ -126,11 +178,16 @@ const FOREIGN_FIELDS: &[&str] = &[
     "timestep_type",
     "sigma_min",
     "sigma_max",
+    "thresholding",
+    "dynamic_thresholding_ratio",
+    "sample_max_value",
 ];
 
 impl SchedulerConfig {
-    /// Parses a `scheduler_config.json` of `DDPMScheduler`, `DDIMScheduler` or
-    /// `DPMSolverMultistepScheduler`, with diffusers' defaults for missing fields.
+    /// Parses a `scheduler_config.json` of `DDPMScheduler`, `DDIMScheduler`,
+    /// `DPMSolverMultistepScheduler`, `EulerDiscreteScheduler`,
+    /// `EulerAncestralDiscreteScheduler` or `HeunDiscreteScheduler`, with each class's
+    /// defaults for missing fields.
     ///
     /// Python's `Infinity`, `-Infinity` and `NaN` (which diffusers writes, e.g.
     /// `"lambda_min_clipped": -Infinity`) are read. Fields that belong to other
@@ -140,11 +197,15 @@ impl SchedulerConfig {
     /// Refused, naming the field: another class (the message lists the supported
     /// ones), `beta_schedule` other than linear, scaled_linear, squaredcos_cap_v2 (and
     /// sigmoid for DDPM), `variance_type` `learned`, `prediction_type` `flow_prediction`;
-    /// for DPM-Solver: `solver_order` ≠ 2, `algorithm_type` ≠ `dpmsolver++`,
-    /// `solver_type` ≠ `midpoint`, Karras/exponential/beta/Lu/flow σ's, dynamic
-    /// shifting, `final_sigmas_type` ≠ `zero`, a finite `lambda_min_clipped`, a
-    /// `variance_type`, `rescale_betas_zero_snr` (diffusers then also moves ᾱ_{T−1}
-    /// to 2⁻²⁴).
+    /// `rescale_betas_zero_snr` outside DDPM and DDIM (the others then also move ᾱ_{T−1}
+    /// to 2⁻²⁴); more than one `use_*_sigmas`. For DPM-Solver: `solver_order` outside
+    /// 1–3, the noise-prediction `algorithm_type`s (`dpmsolver`, `sde-dpmsolver`),
+    /// `solver_type` other than `midpoint` / `heun`, exponential and Beta σ's and Karras
+    /// σ's on the cosine schedule (diffusers truncates those timesteps to integers), Lu
+    /// and flow σ's, dynamic shifting, a finite `lambda_min_clipped`, a `variance_type`.
+    /// For Euler: `interpolation_type` `log_linear`, `timestep_type` `continuous`, a
+    /// `sigma_min` / `sigma_max`. Euler ancestral with `prediction_type` `sample` (which
+    /// diffusers does not implement).
     ///
     /// # Errors
     /// [`DiffusionError::UnsupportedConfig`] naming the field; an invalid schedule (as
@@ -163,16 +224,14 @@ impl SchedulerConfig {
     ///   "variance_type": "fixed_small"}"#)?;
     /// assert_eq!(config.class, SchedulerClass::Ddpm);
     /// assert!(config.x0.clip);
-    /// let ddim = SchedulerConfig::from_json(r#"{"_class_name": "EulerDiscreteScheduler"}"#);
-    /// assert!(ddim.unwrap_err().to_string().contains("DDIMScheduler"));
+    /// let euler = SchedulerConfig::from_json(r#"{"_class_name": "EulerDiscreteScheduler"}"#)?;
+    /// assert_eq!(euler.class, SchedulerClass::EulerDiscrete);
+    /// let unipc = SchedulerConfig::from_json(r#"{"_class_name": "UniPCMultistepScheduler"}"#);
+    /// assert!(unipc.unwrap_err().to_string().contains("HeunDiscreteScheduler"));
     /// # Ok::<(), burn_diffusion::DiffusionError>(())
     /// ```
     pub fn from_json(json: &str) -> error::Result<Self> {
-        let classes = [
-            "DDPMScheduler",
-            "DDIMScheduler",
-            "DPMSolverMultistepScheduler",
-        ];
+        let classes = CLASSES.map(SchedulerClass::name);
         let mut f = Fields::parse(&python_numbers(json), "scheduler_config.json", &classes)?;
         let class = f
             .class_name()
@@ -197,19 +256,51 @@ impl SchedulerConfig {
                 ));
             }
         };
-        let threshold = f.bool_or("thresholding", false)?;
-        let ratio = f.f64_or("dynamic_thresholding_ratio", 0.995)?;
-        let max_value = f.f64_or("sample_max_value", 1.0)?;
         let mut x0 = X0Options {
             prediction,
-            threshold: threshold.then_some(DynamicThreshold { ratio, max_value }),
             ..X0Options::default()
         };
+        if !class.is_euler_family() {
+            let threshold = f.bool_or("thresholding", false)?;
+            let ratio = f.f64_or("dynamic_thresholding_ratio", 0.995)?;
+            let max_value = f.f64_or("sample_max_value", 1.0)?;
+            x0.threshold = threshold.then_some(DynamicThreshold { ratio, max_value });
+        }
         let mut variance = VarianceKind::FixedSmall;
         let mut set_alpha_to_one = true;
-        if class != SchedulerClass::DpmSolverMultistep {
-            x0.clip = f.bool_or("clip_sample", true)?;
+        let (mut sigmas, mut final_sigma) = (SigmaKind::Schedule, FinalSigma::Zero);
+        let mut dpm_solver = DpmSolverOptions::default();
+        if matches!(
+            class,
+            SchedulerClass::Ddpm | SchedulerClass::Ddim | SchedulerClass::HeunDiscrete
+        ) {
+            // Heun's clip_sample is off by default, DDPM's and DDIM's on.
+            x0.clip = f.bool_or("clip_sample", class != SchedulerClass::HeunDiscrete)?;
             x0.clip_range = f.f64_or("clip_sample_range", 1.0)?;
+        }
+        if matches!(
+            class,
+            SchedulerClass::DpmSolverMultistep
+                | SchedulerClass::EulerDiscrete
+                | SchedulerClass::HeunDiscrete
+        ) {
+            sigmas = sigma_kind(&mut f, class, &schedule)?;
+        }
+        if matches!(
+            class,
+            SchedulerClass::DpmSolverMultistep | SchedulerClass::EulerDiscrete
+        ) {
+            final_sigma = match f.string_or("final_sigmas_type", "zero")?.as_str() {
+                "zero" => FinalSigma::Zero,
+                "sigma_min" => FinalSigma::Min,
+                other => {
+                    return Err(field_error(
+                        "final_sigmas_type",
+                        other,
+                        "supported: zero, sigma_min",
+                    ));
+                }
+            };
         }
         match class {
             SchedulerClass::Ddpm => {
@@ -227,11 +318,22 @@ impl SchedulerConfig {
                 };
             }
             SchedulerClass::Ddim => set_alpha_to_one = f.bool_or("set_alpha_to_one", true)?,
-            SchedulerClass::DpmSolverMultistep => dpm_solver_options(&mut f)?,
+            SchedulerClass::DpmSolverMultistep => dpm_solver = dpm_solver_options(&mut f)?,
+            SchedulerClass::EulerDiscrete => euler_options(&mut f)?,
+            SchedulerClass::EulerAncestralDiscrete => {
+                if prediction == Prediction::Sample {
+                    return Err(field_error(
+                        "prediction_type",
+                        "sample",
+                        "EulerAncestralDiscreteScheduler does not implement it",
+                    ));
+                }
+            }
+            SchedulerClass::HeunDiscrete => {}
         }
         let default_spacing = match class {
-            SchedulerClass::DpmSolverMultistep => "linspace",
-            _ => "leading",
+            SchedulerClass::Ddpm | SchedulerClass::Ddim => "leading",
+            _ => "linspace",
         };
         let timestep_spacing = match f.string_or("timestep_spacing", default_spacing)?.as_str() {
             "leading" => TimestepSpacing::Leading,
@@ -256,6 +358,9 @@ impl SchedulerConfig {
             set_alpha_to_one,
             timestep_spacing,
             steps_offset,
+            sigmas,
+            final_sigma,
+            dpm_solver,
         };
         config.x0.validate()?;
         config.schedule.init()?;
@@ -313,23 +418,54 @@ impl SchedulerConfig {
             "beta_schedule": beta_schedule,
             "trained_betas": trained,
             "prediction_type": prediction,
-            "thresholding": self.x0.threshold.is_some(),
-            "dynamic_thresholding_ratio": th.ratio,
-            "sample_max_value": th.max_value,
             "timestep_spacing": self.timestep_spacing.name(),
             "steps_offset": self.steps_offset,
-            "rescale_betas_zero_snr": s.rescale_zero_terminal_snr,
         });
         let map = v.as_object_mut().expect("an object");
         let mut put = |k: &str, value: Value| {
             map.insert(k.to_string(), value);
         };
-        match self.class {
-            SchedulerClass::Ddpm | SchedulerClass::Ddim => {
-                put("clip_sample", self.x0.clip.into());
-                put("clip_sample_range", self.x0.clip_range.into());
-            }
-            SchedulerClass::DpmSolverMultistep => {}
+        let class = self.class;
+        if class != SchedulerClass::HeunDiscrete {
+            put("rescale_betas_zero_snr", s.rescale_zero_terminal_snr.into());
+        }
+        if !class.is_euler_family() {
+            put("thresholding", self.x0.threshold.is_some().into());
+            put("dynamic_thresholding_ratio", th.ratio.into());
+            put("sample_max_value", th.max_value.into());
+        }
+        if matches!(
+            class,
+            SchedulerClass::Ddpm | SchedulerClass::Ddim | SchedulerClass::HeunDiscrete
+        ) {
+            put("clip_sample", self.x0.clip.into());
+            put("clip_sample_range", self.x0.clip_range.into());
+        }
+        if matches!(
+            class,
+            SchedulerClass::DpmSolverMultistep
+                | SchedulerClass::EulerDiscrete
+                | SchedulerClass::HeunDiscrete
+        ) {
+            put(
+                "use_karras_sigmas",
+                (self.sigmas == SigmaKind::Karras).into(),
+            );
+            put(
+                "use_exponential_sigmas",
+                (self.sigmas == SigmaKind::Exponential).into(),
+            );
+            put("use_beta_sigmas", (self.sigmas == SigmaKind::Beta).into());
+        }
+        if matches!(
+            class,
+            SchedulerClass::DpmSolverMultistep | SchedulerClass::EulerDiscrete
+        ) {
+            let last = match self.final_sigma {
+                FinalSigma::Zero => "zero",
+                FinalSigma::Min => "sigma_min",
+            };
+            put("final_sigmas_type", last.into());
         }
         match self.class {
             SchedulerClass::Ddpm => put(
@@ -343,19 +479,34 @@ impl SchedulerConfig {
             ),
             SchedulerClass::Ddim => put("set_alpha_to_one", self.set_alpha_to_one.into()),
             SchedulerClass::DpmSolverMultistep => {
+                let o = &self.dpm_solver;
+                let algorithm = if o.sde {
+                    "sde-dpmsolver++"
+                } else {
+                    "dpmsolver++"
+                };
+                let solver_type = match o.second_order {
+                    SecondOrder::Midpoint => "midpoint",
+                    SecondOrder::Heun => "heun",
+                };
                 for (k, value) in [
-                    ("solver_order", json!(2)),
-                    ("algorithm_type", json!("dpmsolver++")),
-                    ("solver_type", json!("midpoint")),
-                    ("lower_order_final", json!(true)),
-                    ("euler_at_final", json!(false)),
-                    ("final_sigmas_type", json!("zero")),
-                    ("use_karras_sigmas", json!(false)),
+                    ("solver_order", json!(o.order)),
+                    ("algorithm_type", json!(algorithm)),
+                    ("solver_type", json!(solver_type)),
+                    ("lower_order_final", json!(o.lower_order_final)),
+                    ("euler_at_final", json!(o.euler_at_final)),
                     ("variance_type", Value::Null),
                 ] {
                     put(k, value);
                 }
             }
+            SchedulerClass::EulerDiscrete => {
+                put("interpolation_type", "linear".into());
+                put("timestep_type", "discrete".into());
+                put("sigma_min", Value::Null);
+                put("sigma_max", Value::Null);
+            }
+            SchedulerClass::EulerAncestralDiscrete | SchedulerClass::HeunDiscrete => {}
         }
         Ok(serde_json::to_string_pretty(&v).unwrap_or_default() + "\n")
     }
@@ -368,8 +519,15 @@ impl SchedulerConfig {
     /// - DDIM: the `timestep_spacing` grid, each step going to t − ⌊T/K⌋ as diffusers
     ///   does ([`DdimSampler::with_diffusers_targets`]), `set_alpha_to_one`, and the
     ///   pipeline's `eta` and `use_clipped_model_output` from `args`;
-    /// - DPM-Solver++(2M): the `timestep_spacing` grid of K + 1 points without its end
-    ///   (`linspace`, `leading`) or of K points (`trailing`), the last step to the data.
+    /// - DPM-Solver++: the `timestep_spacing` grid of K + 1 points without its end
+    ///   (`linspace`, `leading`) or of K points (`trailing`), or K Karras σ's over the
+    ///   whole schedule, with the config's order, SDE variant, second-order form and
+    ///   final σ ([`DpmSolverSampler::with_grid`]); the model at rounded timesteps;
+    /// - Euler, Euler ancestral (η = 1), Heun: K σ's interpolated at `linspace(T − 1, 0,
+    ///   K)` (`linspace`) or at the `leading` / `trailing` timesteps, or Karras,
+    ///   exponential or Beta σ's over that grid's range; the model at fractional
+    ///   timesteps ([`ModelTime::Fractional`]: the model must implement
+    ///   [`crate::Denoiser::denoise_fractional`], as the crate's UNet does).
     ///
     /// # Errors
     /// `steps` = 0 or more than T; DDPM with fewer steps than T and a spacing other
@@ -451,19 +609,77 @@ impl SchedulerConfig {
                     }
                 };
                 let process = VpProcess::new(schedule);
-                DiffusersSampler::DpmSolver(DpmSolverSampler::with_timesteps(
-                    process, visits, self.x0,
-                )?)
+                let base = SigmaSchedule::Timesteps(visits);
+                // DPM-Solver's Karras grid spans the whole schedule whatever the spacing.
+                let levels = self.sigma_schedule(base, steps, None);
+                let grid = SigmaGrid::new(&process, &levels, self.final_sigma, ModelTime::Rounded)?;
+                let dpm = DpmSolverSampler::with_grid(process, grid, self.x0, self.dpm_solver)?;
+                DiffusersSampler::DpmSolver(dpm)
+            }
+            SchedulerClass::EulerDiscrete
+            | SchedulerClass::EulerAncestralDiscrete
+            | SchedulerClass::HeunDiscrete => {
+                let process = VpProcess::new(schedule);
+                let base = match self.timestep_spacing {
+                    TimestepSpacing::Linspace => SigmaSchedule::Interpolated { steps },
+                    _ => SigmaSchedule::Spaced(spacing(steps)),
+                };
+                // Their Karras, exponential and Beta grids span the base grid's σ's.
+                let base_grid =
+                    SigmaGrid::new(&process, &base, FinalSigma::Zero, ModelTime::Fractional)?;
+                let range = (base_grid.sigma(steps - 1), base_grid.sigma(0));
+                let levels = self.sigma_schedule(base, steps, Some(range));
+                let grid =
+                    SigmaGrid::new(&process, &levels, self.final_sigma, ModelTime::Fractional)?;
+                match self.class {
+                    SchedulerClass::EulerDiscrete => {
+                        DiffusersSampler::Euler(EulerSampler::new(grid, self.x0)?)
+                    }
+                    SchedulerClass::EulerAncestralDiscrete => DiffusersSampler::EulerAncestral(
+                        EulerAncestralSampler::new(grid, 1.0, self.x0)?,
+                    ),
+                    _ => DiffusersSampler::Heun(EdmHeunSampler::new(grid, self.x0)?),
+                }
             }
         })
+    }
+
+    /// The σ levels of [`SchedulerConfig::sigmas`]: `base` for the schedule's own, else
+    /// the chosen grid over `range` (`None`: the schedule's range).
+    fn sigma_schedule(
+        &self,
+        base: SigmaSchedule,
+        steps: usize,
+        range: Option<(f64, f64)>,
+    ) -> SigmaSchedule {
+        match self.sigmas {
+            SigmaKind::Schedule => base,
+            SigmaKind::Karras => SigmaSchedule::Karras {
+                steps,
+                rho: 7.0,
+                range,
+            },
+            SigmaKind::Exponential => SigmaSchedule::Exponential { steps, range },
+            SigmaKind::Beta => SigmaSchedule::Beta {
+                steps,
+                alpha: 0.6,
+                beta: 0.6,
+                range,
+            },
+        }
     }
 }
 
 /// The schedule fields.
 fn schedule(f: &mut Fields, class: SchedulerClass) -> error::Result<ScheduleConfig> {
     let num_timesteps = f.usize_or("num_train_timesteps", 1000)?;
-    let beta_start = f.f64_or("beta_start", 1e-4)?;
-    let beta_end = f.f64_or("beta_end", 0.02)?;
+    // HeunDiscreteScheduler's defaults are Stable Diffusion's.
+    let (start, end) = match class {
+        SchedulerClass::HeunDiscrete => (0.00085, 0.012),
+        _ => (1e-4, 0.02),
+    };
+    let beta_start = f.f64_or("beta_start", start)?;
+    let beta_end = f.f64_or("beta_end", end)?;
     let name = f.string_or("beta_schedule", "linear")?;
     let trained = f.f64_list("trained_betas")?;
     let beta_schedule = match (trained, name.as_str()) {
@@ -497,12 +713,21 @@ fn schedule(f: &mut Fields, class: SchedulerClass) -> error::Result<ScheduleConf
             ));
         }
     };
-    let rescale = f.bool_or("rescale_betas_zero_snr", false)?;
-    if rescale && class == SchedulerClass::DpmSolverMultistep {
+    let rescale = if class == SchedulerClass::HeunDiscrete {
+        // Not a field of Heun's: diffusers ignores it.
+        f.ignore(&["rescale_betas_zero_snr"]);
+        false
+    } else {
+        f.bool_or("rescale_betas_zero_snr", false)?
+    };
+    if rescale && !matches!(class, SchedulerClass::Ddpm | SchedulerClass::Ddim) {
         return Err(field_error(
             "rescale_betas_zero_snr",
             true,
-            "DPMSolverMultistepScheduler then also sets ᾱ_{T−1} to 2⁻²⁴, which is not reproduced",
+            format!(
+                "{} then also sets ᾱ_{{T−1}} to 2⁻²⁴, which is not reproduced",
+                class.name()
+            ),
         ));
     }
     Ok(ScheduleConfig {
@@ -512,35 +737,33 @@ fn schedule(f: &mut Fields, class: SchedulerClass) -> error::Result<ScheduleConf
     })
 }
 
-/// Checks that a DPM-Solver config asks for the solver this crate has.
-fn dpm_solver_options(f: &mut Fields) -> error::Result<()> {
+/// DPM-Solver's options, refusing the variants this crate does not have.
+fn dpm_solver_options(f: &mut Fields) -> error::Result<DpmSolverOptions> {
     let order = f.usize_or("solver_order", 2)?;
-    if order != 2 {
-        return Err(field_error(
-            "solver_order",
-            order,
-            "only 2 (DPM-Solver++(2M)) is supported",
-        ));
+    if !(1..=3).contains(&order) {
+        return Err(field_error("solver_order", order, "supported: 1, 2, 3"));
     }
-    f.require_str_in("algorithm_type", "dpmsolver++", &["dpmsolver++"])?;
-    f.require_str_in("solver_type", "midpoint", &["midpoint"])?;
-    f.require_str_in("final_sigmas_type", "zero", &["zero"])?;
-    // With final σ = 0 diffusers' last step is first order whatever these say.
-    f.bool_or("lower_order_final", true)?;
-    f.bool_or("euler_at_final", false)?;
-    for flag in [
-        "use_karras_sigmas",
-        "use_exponential_sigmas",
-        "use_beta_sigmas",
-        "use_lu_lambdas",
-        "use_flow_sigmas",
-        "use_dynamic_shifting",
-    ] {
-        f.require_eq_bool(
-            flag,
-            false,
-            "σ grids other than the schedule's own are not supported (issue: σ-grid samplers)",
-        )?;
+    let sde = f.require_str_in(
+        "algorithm_type",
+        "dpmsolver++",
+        &["dpmsolver++", "sde-dpmsolver++"],
+    )? == "sde-dpmsolver++";
+    let second_order = match f
+        .require_str_in("solver_type", "midpoint", &["midpoint", "heun"])?
+        .as_str()
+    {
+        "heun" => SecondOrder::Heun,
+        _ => SecondOrder::Midpoint,
+    };
+    let options = DpmSolverOptions {
+        order,
+        sde,
+        second_order,
+        lower_order_final: f.bool_or("lower_order_final", true)?,
+        euler_at_final: f.bool_or("euler_at_final", false)?,
+    };
+    for flag in ["use_lu_lambdas", "use_flow_sigmas", "use_dynamic_shifting"] {
+        f.require_eq_bool(flag, false, "this σ grid is not supported")?;
     }
     f.require_eq_f64(
         "lambda_min_clipped",
@@ -552,7 +775,56 @@ fn dpm_solver_options(f: &mut Fields) -> error::Result<()> {
         "only null (the model predicts no variance) is supported for DPM-Solver",
     )?;
     f.ignore(&["flow_shift", "time_shift_type"]);
+    Ok(options)
+}
+
+/// `EulerDiscreteScheduler`'s own fields: only what its default path does is supported.
+fn euler_options(f: &mut Fields) -> error::Result<()> {
+    f.require_str_in("interpolation_type", "linear", &["linear"])?;
+    f.require_str_in("timestep_type", "discrete", &["discrete"])?;
+    for key in ["sigma_min", "sigma_max"] {
+        f.require_null(key, "only null (the schedule's own range) is supported")?;
+    }
     Ok(())
+}
+
+/// `use_karras_sigmas` / `use_exponential_sigmas` / `use_beta_sigmas`.
+fn sigma_kind(
+    f: &mut Fields,
+    class: SchedulerClass,
+    schedule: &ScheduleConfig,
+) -> error::Result<SigmaKind> {
+    let mut kind = SigmaKind::Schedule;
+    for (flag, k) in [
+        ("use_karras_sigmas", SigmaKind::Karras),
+        ("use_exponential_sigmas", SigmaKind::Exponential),
+        ("use_beta_sigmas", SigmaKind::Beta),
+    ] {
+        if f.bool_or(flag, false)? {
+            if kind != SigmaKind::Schedule {
+                return Err(field_error(flag, true, "only one σ grid can be chosen"));
+            }
+            kind = k;
+        }
+    }
+    if class == SchedulerClass::DpmSolverMultistep {
+        // diffusers rounds DPM-Solver's Karras timesteps except on the cosine schedule,
+        // and casts the others to integers by truncation.
+        let truncated = match kind {
+            SigmaKind::Karras => schedule.beta_schedule == BetaSchedule::cosine(),
+            SigmaKind::Exponential | SigmaKind::Beta => true,
+            SigmaKind::Schedule => false,
+        };
+        if truncated {
+            return Err(field_error(
+                "use_*_sigmas",
+                format!("{kind:?}"),
+                "DPMSolverMultistepScheduler truncates these grids' timesteps to integers \
+                 (it rounds Karras timesteps on non-cosine schedules); not reproduced",
+            ));
+        }
+    }
+    Ok(kind)
 }
 
 /// `json` with Python's bare `Infinity`, `-Infinity` and `NaN` (outside strings) turned

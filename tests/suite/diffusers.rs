@@ -582,6 +582,7 @@ fn unsupported_scheduler_options_are_named() {
         std::fs::read_to_string(fixture("published/dpm-solver-sd/scheduler_config.json")).unwrap();
     let ddpm = std::fs::read_to_string(fixture("published/ddpm-cifar10-32/scheduler_config.json"))
         .unwrap();
+    let euler = r#"{"_class_name": "EulerDiscreteScheduler"}"#;
     let with = |text: &str, key: &str, value: Value| {
         let mut v: Value = serde_json::from_str(&text.replace("-Infinity", "null")).unwrap();
         v[key] = value;
@@ -589,8 +590,8 @@ fn unsupported_scheduler_options_are_named() {
     };
     let cases: Vec<(String, &str)> = vec![
         (
-            with(&ddpm, "_class_name", "EulerDiscreteScheduler".into()),
-            "DDIMScheduler",
+            with(&ddpm, "_class_name", "UniPCMultistepScheduler".into()),
+            "HeunDiscreteScheduler",
         ),
         (with(&ddpm, "beta_schedule", "laplace".into()), "laplace"),
         (with(&ddpm, "variance_type", "learned".into()), "learned"),
@@ -613,19 +614,57 @@ fn unsupported_scheduler_options_are_named() {
             with(&ddpm, "num_train_timesteps", "many".into()),
             "num_train_timesteps",
         ),
-        (with(&dpm, "solver_order", 3.into()), "solver_order"),
+        (with(&dpm, "solver_order", 4.into()), "solver_order"),
         (
-            with(&dpm, "algorithm_type", "sde-dpmsolver++".into()),
-            "sde-dpmsolver++",
+            with(&dpm, "algorithm_type", "sde-dpmsolver".into()),
+            "sde-dpmsolver",
         ),
-        (with(&dpm, "solver_type", "heun".into()), "heun"),
+        (with(&dpm, "solver_type", "bh2".into()), "bh2"),
         (
-            with(&dpm, "use_karras_sigmas", true.into()),
-            "use_karras_sigmas",
+            with(&dpm, "use_exponential_sigmas", true.into()),
+            "truncates",
         ),
         (
-            with(&dpm, "final_sigmas_type", "sigma_min".into()),
-            "sigma_min",
+            with(
+                &with(&dpm, "use_karras_sigmas", true.into()),
+                "beta_schedule",
+                "squaredcos_cap_v2".into(),
+            ),
+            "truncates",
+        ),
+        (
+            with(
+                &with(&dpm, "use_karras_sigmas", true.into()),
+                "use_beta_sigmas",
+                true.into(),
+            ),
+            "only one",
+        ),
+        (with(&dpm, "final_sigmas_type", "middle".into()), "middle"),
+        (
+            with(euler, "interpolation_type", "log_linear".into()),
+            "interpolation_type",
+        ),
+        (
+            with(euler, "timestep_type", "continuous".into()),
+            "timestep_type",
+        ),
+        (with(euler, "sigma_min", 0.1.into()), "sigma_min"),
+        (
+            with(euler, "rescale_betas_zero_snr", true.into()),
+            "EulerDiscreteScheduler",
+        ),
+        (
+            with(
+                &with(
+                    euler,
+                    "_class_name",
+                    "EulerAncestralDiscreteScheduler".into(),
+                ),
+                "prediction_type",
+                "sample".into(),
+            ),
+            "EulerAncestralDiscreteScheduler",
         ),
         (
             with(&dpm, "lambda_min_clipped", (-5.1).into()),
@@ -833,4 +872,22 @@ fn float16_weights_load_as_float32() {
     assert!(tensors.len() > 50);
     assert!(tensors.iter().all(|t| t.dtype == burn::tensor::DType::F32));
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// The σ-grid loops of `sigma_samplers.json` through `SchedulerConfig`: each case's
+/// config (with its `_class_name`) read by `from_json`, its sampler from `sampler(steps)`.
+/// The f64-tables case has no config of its own (diffusers' tables were edited) and runs
+/// through its config like the others: this crate's tables are float64.
+#[test]
+fn sigma_scheduler_configs_reproduce_diffusers_loops() {
+    use burn_diffusion::diffusers::{SchedulerConfig, StepArguments};
+    crate::sigma_samplers::check_all_cases("SchedulerConfig", |case| {
+        let mut config = case["config"].clone();
+        config["_class_name"] = case["class"].clone();
+        let config = SchedulerConfig::from_json(&config.to_string()).unwrap();
+        let steps = case["steps"].as_u64().unwrap() as usize;
+        let again = SchedulerConfig::from_json(&config.to_json().unwrap()).unwrap();
+        assert_eq!(again, config, "{} round trip", case["name"]);
+        config.sampler(steps, StepArguments::default()).unwrap()
+    });
 }

@@ -10,7 +10,7 @@ use burn_diffusion::prediction::Prediction;
 use burn_diffusion::process::VpProcess;
 use burn_diffusion::sampler::{
     AnySampler, DpmSolverOptions, DpmSolverSampler, EulerSampler, FinalSigma, ModelTime,
-    ReverseSampler, SecondOrder, SigmaGrid, SigmaSchedule, X0Options, sampler_by_name,
+    ReverseSampler, SecondOrder, SigmaGrid, SigmaSchedule, X0Options, call_model, sampler_by_name,
 };
 use burn_diffusion::schedule::{BetaSchedule, ScheduleConfig, Spacing};
 use serde_json::Value;
@@ -138,82 +138,99 @@ fn sampler(case: &Value) -> AnySampler {
 /// max |Δ| / max(1, max |x|) over the loop.
 #[test]
 fn sigma_samplers_reproduce_diffusers_loops() {
+    check_all_cases("registry and options", sampler);
+}
+
+/// Every case of the fixture run with the sampler `build` gives for it, each loop's
+/// error reported and held to [`tolerance`].
+pub fn check_all_cases(what: &str, build: impl Fn(&Value) -> AnySampler) {
     let all = vectors();
-    let device = Device::flex();
     let (mut report, mut failures) = (Vec::new(), Vec::new());
     for case in all["cases"].as_array().unwrap() {
         let name = case["name"].as_str().unwrap();
-        let s = sampler(case);
-        let shape: Vec<usize> = case["shape"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|d| d.as_u64().unwrap() as usize)
-            .collect();
-        let tensor = |v: &Value| {
-            Tensor::<4>::from_data(TensorData::new(json_floats(v), shape.clone()), &device)
-        };
-        // The model's timesteps.
-        let want_t: Vec<f64> = json_floats(&case["timesteps"])
-            .iter()
-            .map(|&t| t as f64)
-            .collect();
-        let got_t: Vec<f64> = (0..want_t.len().min(ReverseSampler::<4>::timesteps(&s).len()))
-            .map(|i| {
-                ReverseSampler::<4>::fractional_model_time(&s, i)
-                    .unwrap_or(ReverseSampler::<4>::model_timestep(&s, i) as f64)
-            })
-            .collect();
-        assert_eq!(got_t.len(), want_t.len(), "{name}: number of model calls");
-        let t_err = got_t
-            .iter()
-            .zip(&want_t)
-            .fold(0f64, |m, (g, w)| m.max((g - w).abs()));
-        // diffusers keeps ᾱ in float32 and maps σ to t through float32 log σ's; where
-        // log σ moves slowly per timestep that moves t by up to 5.5e-3 of a step
-        // (euler-karras-v-linear-25). Measured when the vectors were made: the same
-        // scheduler with float64 ᾱ gives this crate's t's (216.060928 vs 216.060924 here,
-        // 216.066452 with float32).
-        assert!(
-            t_err < 1e-2,
-            "{name}: timesteps differ by {t_err}: {got_t:?} vs {want_t:?}"
-        );
-        let inputs = case["inputs"].as_array().unwrap();
-        let mut x = tensor(&inputs[0]);
-        let mut state = Default::default();
-        let mut worst: f64 = 0.0;
-        let compare = |x: &Tensor<4>, want: &Value| {
-            let got: Vec<f32> = x.clone().into_data().try_to_vec().unwrap();
-            let want = json_floats(want);
-            let scale = want.iter().fold(1f64, |m, v| m.max(v.abs() as f64));
-            got.iter()
-                .zip(&want)
-                .fold(0f64, |m, (g, w)| m.max((*g as f64 - *w as f64).abs()))
-                / scale
-        };
-        for i in 0..inputs.len() {
-            worst = worst.max(compare(&x, &inputs[i]));
-            let output = burn_diffusion::sampler::call_model(&s, &StandIn, i, x.clone()).unwrap();
-            let noise = ReverseSampler::<4>::needs_noise(&s, i).then(|| tensor(&case["noises"][i]));
-            x = s.step(&mut state, i, x, output, noise).unwrap().x_prev;
-        }
-        worst = worst.max(compare(&x, &case["final"]));
+        let worst = loop_error(case, &build(case));
         report.push(format!("{name}: {worst:.1e}"));
-        // euler-karras-v-linear-25 runs on diffusers' float32 ᾱ (its cumprod over the
-        // linear schedule moves the Karras t's by up to 5.5e-3, see above): 1.3e-5. The
-        // same loop with those tables in float64 is the -f64-tables case, at 5e-7.
-        let tolerance = if name == "euler-karras-v-linear-25" {
-            3e-5
-        } else {
-            1e-5
-        };
-        if worst >= tolerance {
+        if worst >= tolerance(name) {
             failures.push(format!("{name}: {worst:.2e}"));
         }
     }
     eprintln!(
-        "|Δ| / max(1, max |x|), diffusers vs here:\n{}",
+        "{what}: |Δ| / max(1, max |x|), diffusers vs here:\n{}",
         report.join("\n")
     );
-    assert!(failures.is_empty(), "over the tolerance: {failures:?}");
+    assert!(
+        failures.is_empty(),
+        "{what}: over the tolerance: {failures:?}"
+    );
+}
+
+/// 1e-5, except for euler-karras-v-linear-25, which runs on diffusers' float32 ᾱ (its
+/// cumprod over the linear schedule moves the Karras t's by up to 5.5e-3, see
+/// [`loop_error`]): 1.3e-5 measured. The same loop with those tables in float64 is the
+/// -f64-tables case, at 5e-7.
+fn tolerance(name: &str) -> f64 {
+    if name == "euler-karras-v-linear-25" {
+        3e-5
+    } else {
+        1e-5
+    }
+}
+
+/// The largest error of one case's loop run with `s` (after checking its timesteps).
+fn loop_error(case: &Value, s: &AnySampler) -> f64 {
+    let device = Device::flex();
+    let name = case["name"].as_str().unwrap();
+    let shape: Vec<usize> = case["shape"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d.as_u64().unwrap() as usize)
+        .collect();
+    let tensor =
+        |v: &Value| Tensor::<4>::from_data(TensorData::new(json_floats(v), shape.clone()), &device);
+    // The model's timesteps.
+    let want_t: Vec<f64> = json_floats(&case["timesteps"])
+        .iter()
+        .map(|&t| t as f64)
+        .collect();
+    let got_t: Vec<f64> = (0..ReverseSampler::<4>::timesteps(s).len())
+        .map(|i| {
+            ReverseSampler::<4>::fractional_model_time(s, i)
+                .unwrap_or(ReverseSampler::<4>::model_timestep(s, i) as f64)
+        })
+        .collect();
+    assert_eq!(got_t.len(), want_t.len(), "{name}: number of model calls");
+    let t_err = got_t
+        .iter()
+        .zip(&want_t)
+        .fold(0f64, |m, (g, w)| m.max((g - w).abs()));
+    // diffusers keeps ᾱ in float32 and maps σ to t through float32 log σ's; where log σ
+    // moves slowly per timestep that moves t by up to 5.5e-3 of a step
+    // (euler-karras-v-linear-25). Measured when the vectors were made: the same
+    // scheduler with float64 ᾱ gives this crate's t's (216.060928 vs 216.060924 here,
+    // 216.066452 with float32).
+    assert!(
+        t_err < 1e-2,
+        "{name}: timesteps differ by {t_err}: {got_t:?} vs {want_t:?}"
+    );
+    let inputs = case["inputs"].as_array().unwrap();
+    let compare = |x: &Tensor<4>, want: &Value| {
+        let got: Vec<f32> = x.clone().into_data().try_to_vec().unwrap();
+        let want = json_floats(want);
+        let scale = want.iter().fold(1f64, |m, v| m.max(v.abs() as f64));
+        got.iter()
+            .zip(&want)
+            .fold(0f64, |m, (g, w)| m.max((*g as f64 - *w as f64).abs()))
+            / scale
+    };
+    let mut x = tensor(&inputs[0]);
+    let mut state = Default::default();
+    let mut worst: f64 = 0.0;
+    for (i, input) in inputs.iter().enumerate() {
+        worst = worst.max(compare(&x, input));
+        let output = call_model(s, &StandIn, i, x.clone()).unwrap();
+        let noise = ReverseSampler::<4>::needs_noise(s, i).then(|| tensor(&case["noises"][i]));
+        x = s.step(&mut state, i, x, output, noise).unwrap().x_prev;
+    }
+    worst.max(compare(&x, &case["final"]))
 }
