@@ -32,7 +32,8 @@ pub trait ReverseSampler<const D: usize> {
     /// The visited timesteps and the model timestep of each visit.
     fn visits(&self) -> &Visits;
 
-    /// The process timesteps visited, in visiting order (non-increasing).
+    /// The process timesteps visited, in visiting order (non-increasing, except for an
+    /// inversion such as [`crate::sampler::DdimInverseSampler`], which increases).
     fn timesteps(&self) -> &[usize] {
         self.visits().timesteps()
     }
@@ -50,6 +51,20 @@ pub trait ReverseSampler<const D: usize> {
     fn fractional_model_time(&self, i: usize) -> Option<f64> {
         let _ = i;
         None
+    }
+
+    /// The scales (a, s) of q(x_t | x_0) = N(a·x_0, s²·I) at visit `i`, where the sampler
+    /// can start from a noised image ([`crate::sampler::Img2Img`]); `None` (the default)
+    /// for a sampler that cannot.
+    fn marginal(&self, i: usize) -> Option<(f64, f64)> {
+        let _ = i;
+        None
+    }
+
+    /// Model calls per step: 2 for Heun's predictor–corrector samplers, 1 otherwise
+    /// (diffusers' `scheduler.order`). Visit `k·calls_per_step()` starts step k.
+    fn calls_per_step(&self) -> usize {
+        1
     }
 
     /// Whether step `i` draws noise (so that the driver draws it only when needed).
@@ -198,6 +213,17 @@ fn dynamic_threshold<const D: usize>(x0: Tensor<D>, th: DynamicThreshold) -> Ten
     shape[0] = n as i64;
     let s: Tensor<D> = s.reshape(shape).expand(x0.shape());
     x0.min_pair(s.clone()).max_pair(s.clone().neg()) / s
+}
+
+/// The scales of q(x_t | x_0) at visit `i` of a sampler on `process` (`None` past the
+/// last visit).
+pub(crate) fn process_marginal<P: ForwardProcess + ?Sized>(
+    process: &P,
+    visits: &Visits,
+    i: usize,
+) -> Option<(f64, f64)> {
+    let t = *visits.timesteps().get(i)?;
+    Some((process.signal_scale()[t], process.noise_std()[t]))
 }
 
 /// The step's noise, checked against `x_t`'s shape, or an error when it is missing.

@@ -6,7 +6,9 @@ use burn::tensor::Tensor;
 use crate::error::{self, DiffusionError};
 use crate::process::ForwardProcess;
 use crate::sampler::Visits;
-use crate::sampler::base::{ReverseSampler, StepOutput, X0Options, require_noise};
+use crate::sampler::base::{
+    ReverseSampler, StepOutput, X0Options, process_marginal, require_noise,
+};
 use crate::schedule::Spacing;
 
 /// The forward chain seen as an SDE in units of one discrete step: with
@@ -80,6 +82,10 @@ impl<P: ForwardProcess, const D: usize> ReverseSampler<D> for EulerMaruyamaSampl
 
     fn visits(&self) -> &Visits {
         &self.visits
+    }
+
+    fn marginal(&self, i: usize) -> Option<(f64, f64)> {
+        process_marginal(&self.process, &self.visits, i)
     }
 
     fn needs_noise(&self, i: usize) -> bool {
@@ -172,6 +178,14 @@ impl<P: ForwardProcess, const D: usize> ReverseSampler<D> for HeunSampler<P> {
 
     fn visits(&self) -> &Visits {
         &self.visits
+    }
+
+    fn marginal(&self, i: usize) -> Option<(f64, f64)> {
+        process_marginal(&self.process, &self.visits, i)
+    }
+
+    fn calls_per_step(&self) -> usize {
+        2
     }
 
     fn needs_noise(&self, _i: usize) -> bool {

@@ -5,7 +5,9 @@ use burn::tensor::Tensor;
 use crate::error::{self, DiffusionError};
 use crate::process::ForwardProcess;
 use crate::sampler::Visits;
-use crate::sampler::base::{ReverseSampler, StepOutput, X0Options, require_noise};
+use crate::sampler::base::{
+    ReverseSampler, StepOutput, X0Options, process_marginal, require_noise,
+};
 use crate::schedule::Spacing;
 
 /// DDIM (Song et al. 2021, eq. 12) on any decreasing subsequence of timesteps t → t':
@@ -139,6 +141,10 @@ impl<P: ForwardProcess, const D: usize> ReverseSampler<D> for DdimSampler<P> {
 
     fn visits(&self) -> &Visits {
         &self.visits
+    }
+
+    fn marginal(&self, i: usize) -> Option<(f64, f64)> {
+        process_marginal(&self.process, &self.visits, i)
     }
 
     fn needs_noise(&self, i: usize) -> bool {

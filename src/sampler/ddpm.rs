@@ -6,7 +6,9 @@ use crate::error;
 use crate::prediction::{Parameterization, VarianceKind};
 use crate::process::{ForwardProcess, Posterior};
 use crate::sampler::Visits;
-use crate::sampler::base::{ReverseSampler, StepOutput, X0Options, require_noise};
+use crate::sampler::base::{
+    ReverseSampler, StepOutput, X0Options, process_marginal, require_noise,
+};
 use crate::schedule::Timesteps;
 
 /// DDPM ancestral sampling (Ho et al. 2020, Algorithm 2): for t = T−1, …, 0,
@@ -60,6 +62,10 @@ impl<P: ForwardProcess + Posterior, const D: usize> ReverseSampler<D> for DdpmSa
 
     fn visits(&self) -> &Visits {
         &self.visits
+    }
+
+    fn marginal(&self, i: usize) -> Option<(f64, f64)> {
+        process_marginal(&self.process, &self.visits, i)
     }
 
     fn needs_noise(&self, i: usize) -> bool {

@@ -180,6 +180,11 @@ impl<P: ForwardProcess, const D: usize> ReverseSampler<D> for DpmSolverSampler<P
         self.grid.visits()
     }
 
+    fn marginal(&self, i: usize) -> Option<(f64, f64)> {
+        self.grid.visits().get(i).ok()?;
+        Some(vp_scales(self.grid.sigma(i)))
+    }
+
     fn fractional_model_time(&self, i: usize) -> Option<f64> {
         self.grid.fractional_time(i)
     }

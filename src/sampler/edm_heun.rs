@@ -5,7 +5,7 @@ use burn::tensor::Tensor;
 use crate::error;
 use crate::sampler::Visits;
 use crate::sampler::base::{ReverseSampler, StepOutput, X0Options};
-use crate::sampler::sigmas::{SigmaGrid, from_ve, to_ve, x0_at_sigma};
+use crate::sampler::sigmas::{SigmaGrid, from_ve, to_ve, vp_scales, x0_at_sigma};
 
 /// Heun's method on the probability-flow ODE in σ (Karras et al. 2022, "EDM",
 /// Algorithm 1 with S_churn = 0), with x = x_t / a(σ):
@@ -91,6 +91,14 @@ impl<const D: usize> ReverseSampler<D> for EdmHeunSampler {
 
     fn visits(&self) -> &Visits {
         &self.visits
+    }
+
+    fn marginal(&self, i: usize) -> Option<(f64, f64)> {
+        Some(vp_scales(self.grid.sigma(self.stages.get(i)?.level())))
+    }
+
+    fn calls_per_step(&self) -> usize {
+        2
     }
 
     fn fractional_model_time(&self, i: usize) -> Option<f64> {

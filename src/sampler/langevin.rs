@@ -5,7 +5,9 @@ use burn::tensor::Tensor;
 use crate::error::{self, DiffusionError};
 use crate::process::ForwardProcess;
 use crate::sampler::Visits;
-use crate::sampler::base::{ReverseSampler, StepOutput, X0Options, require_noise};
+use crate::sampler::base::{
+    ReverseSampler, StepOutput, X0Options, process_marginal, require_noise,
+};
 
 /// Annealed Langevin dynamics for noise-conditional score models (Song & Ermon 2019,
 /// Algorithm 1), meant for the variance-exploding process ([`crate::process::VeProcess`]): for
@@ -86,6 +88,10 @@ impl<P: ForwardProcess, const D: usize> ReverseSampler<D> for AnnealedLangevinSa
 
     fn visits(&self) -> &Visits {
         &self.visits
+    }
+
+    fn marginal(&self, i: usize) -> Option<(f64, f64)> {
+        process_marginal(&self.process, &self.visits, i)
     }
 
     fn needs_noise(&self, i: usize) -> bool {

@@ -3,11 +3,14 @@
 mod base;
 mod continuous;
 mod ddim;
+mod ddim_inverse;
 mod ddpm;
 mod dpm_solver;
 mod driver;
 mod edm_heun;
 mod euler;
+mod img2img;
+mod inpaint;
 mod langevin;
 mod registry;
 mod sigmas;
@@ -16,6 +19,7 @@ mod visits;
 pub use base::{DynamicThreshold, ReverseSampler, StepOutput, X0Options};
 pub use continuous::{EulerMaruyamaSampler, HeunSampler, HeunState};
 pub use ddim::DdimSampler;
+pub use ddim_inverse::DdimInverseSampler;
 pub use ddpm::DdpmSampler;
 pub use dpm_solver::{DpmSolverOptions, DpmSolverSampler, DpmSolverState, SecondOrder};
 pub use driver::{
@@ -23,6 +27,8 @@ pub use driver::{
 };
 pub use edm_heun::{EdmHeunSampler, EdmHeunState};
 pub use euler::{EulerAncestralSampler, EulerSampler};
+pub use img2img::Img2Img;
+pub use inpaint::Inpaint;
 pub use langevin::AnnealedLangevinSampler;
 pub use registry::{
     AnySampler, AnySamplerState, SAMPLER_NAMES, canonical_sampler_name, sampler_by_name,

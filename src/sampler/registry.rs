@@ -299,6 +299,14 @@ impl<const D: usize> ReverseSampler<D> for AnySampler {
         dispatch!(self, |s| ReverseSampler::<D>::fractional_model_time(s, i))
     }
 
+    fn marginal(&self, i: usize) -> Option<(f64, f64)> {
+        dispatch!(self, |s| ReverseSampler::<D>::marginal(s, i))
+    }
+
+    fn calls_per_step(&self) -> usize {
+        dispatch!(self, |s| ReverseSampler::<D>::calls_per_step(s))
+    }
+
     fn needs_noise(&self, i: usize) -> bool {
         dispatch!(self, |s| ReverseSampler::<D>::needs_noise(s, i))
     }

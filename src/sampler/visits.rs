@@ -60,6 +60,19 @@ impl Visits {
         Ok(Self::unchecked(process, timesteps))
     }
 
+    /// Visits in increasing order, for inversion (encoding x_0 to x_T): strictly
+    /// increasing, non-empty and in `0..T`.
+    ///
+    /// # Errors
+    /// As [`Visits::new`], with "strictly increasing" in place of "strictly decreasing".
+    pub fn increasing<P: ForwardProcess + ?Sized>(
+        process: &P,
+        timesteps: Vec<usize>,
+    ) -> error::Result<Self> {
+        check_grid(process, &timesteps, |a, b| a < b, "strictly increasing")?;
+        Ok(Self::unchecked(process, timesteps))
+    }
+
     /// The timesteps `spacing` keeps, from the largest down.
     ///
     /// # Errors

@@ -209,3 +209,14 @@ pub fn json_floats(v: &serde_json::Value) -> Vec<f32> {
         .map(|x| x.as_f64().expect("a JSON number") as f32)
         .collect()
 }
+
+/// max |got − want| / max(1, max |want|): a loop's error relative to its samples' scale.
+pub fn scaled_error<const D: usize>(got: &Tensor<D>, want: &serde_json::Value) -> f64 {
+    let got: Vec<f32> = got.clone().into_data().try_to_vec().expect("float data");
+    let want = json_floats(want);
+    let scale = want.iter().fold(1f64, |m, v| m.max(v.abs() as f64));
+    got.iter()
+        .zip(&want)
+        .fold(0f64, |m, (g, w)| m.max((*g as f64 - *w as f64).abs()))
+        / scale
+}

@@ -11,7 +11,7 @@ use burn_diffusion::diffusers::{self, unet_config_from_json};
 use burn_diffusion::model::UNetConfig;
 use serde_json::Value;
 
-use crate::common::{jittered, json_floats, on_each_device, weights};
+use crate::common::{jittered, json_floats, on_each_device, scaled_error, weights};
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -507,16 +507,10 @@ fn scheduler_configs_reproduce_diffusers_loops() {
                 .step(&mut state, i, x, output, noise)
                 .unwrap()
                 .x_prev;
-            let got: Vec<f32> = x.clone().into_data().try_to_vec().unwrap();
-            let want = json_floats(&case["samples"][i]);
-            let scale = want.iter().fold(1f64, |m, v| m.max(v.abs() as f64));
-            let err = got
-                .iter()
-                .zip(&want)
-                .fold(0f64, |m, (g, w)| m.max((*g as f64 - *w as f64).abs()));
-            worst = worst.max(err / scale);
+            let err = scaled_error(&x, &case["samples"][i]);
+            worst = worst.max(err);
             if i == 0 {
-                first = err / scale;
+                first = err;
             }
         }
         report.push(format!(

@@ -15,7 +15,7 @@ use burn_diffusion::sampler::{
 use burn_diffusion::schedule::{BetaSchedule, ScheduleConfig, Spacing};
 use serde_json::Value;
 
-use crate::common::json_floats;
+use crate::common::{json_floats, scaled_error};
 
 /// diffusers' stand-in model, x·(0.8 − 0.3 t/T) + 0.05·(1 − t/T), at integer and at
 /// fractional timesteps.
@@ -214,23 +214,68 @@ fn loop_error(case: &Value, s: &AnySampler) -> f64 {
         "{name}: timesteps differ by {t_err}: {got_t:?} vs {want_t:?}"
     );
     let inputs = case["inputs"].as_array().unwrap();
-    let compare = |x: &Tensor<4>, want: &Value| {
-        let got: Vec<f32> = x.clone().into_data().try_to_vec().unwrap();
-        let want = json_floats(want);
-        let scale = want.iter().fold(1f64, |m, v| m.max(v.abs() as f64));
-        got.iter()
-            .zip(&want)
-            .fold(0f64, |m, (g, w)| m.max((*g as f64 - *w as f64).abs()))
-            / scale
-    };
     let mut x = tensor(&inputs[0]);
     let mut state = Default::default();
     let mut worst: f64 = 0.0;
     for (i, input) in inputs.iter().enumerate() {
-        worst = worst.max(compare(&x, input));
+        worst = worst.max(scaled_error(&x, input));
         let output = call_model(s, &StandIn, i, x.clone()).unwrap();
         let noise = ReverseSampler::<4>::needs_noise(s, i).then(|| tensor(&case["noises"][i]));
         x = s.step(&mut state, i, x, output, noise).unwrap().x_prev;
     }
-    worst.max(compare(&x, &case["final"]))
+    worst.max(scaled_error(&x, &case["final"]))
+}
+
+/// `DDIMInverseScheduler`'s loops (leading spacing with `steps_offset` 1 on Stable
+/// Diffusion's schedule; trailing spacing, v-prediction and `set_alpha_to_one` false on
+/// DDPM's), 10 and 25 steps, from a given x_0: the sample after every step.
+#[test]
+fn ddim_inversion_reproduces_diffusers_loops() {
+    use burn_diffusion::sampler::DdimInverseSampler;
+    let all = vectors();
+    let device = Device::flex();
+    let mut report = Vec::new();
+    for case in all["inverse_cases"].as_array().unwrap() {
+        let name = case["name"].as_str().unwrap();
+        let config = &case["config"];
+        let steps = case["steps"].as_u64().unwrap() as usize;
+        let spacing = match config["timestep_spacing"].as_str().unwrap() {
+            "leading" => Spacing::Leading {
+                steps,
+                offset: config["steps_offset"].as_u64().unwrap() as usize,
+            },
+            _ => Spacing::Trailing { steps },
+        };
+        let x0 = X0Options {
+            prediction: prediction(config),
+            ..X0Options::default()
+        };
+        let set_alpha_to_one = config["set_alpha_to_one"].as_bool().unwrap_or(true);
+        let s = DdimInverseSampler::new(process(config), &spacing, set_alpha_to_one, x0).unwrap();
+        let want_t: Vec<usize> = case["timesteps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t.as_u64().unwrap() as usize)
+            .collect();
+        assert_eq!(
+            ReverseSampler::<4>::timesteps(&s),
+            want_t.as_slice(),
+            "{name}"
+        );
+        let shape: Vec<usize> = vec![2, 3, 2, 2];
+        let tensor = |v: &Value| {
+            Tensor::<4>::from_data(TensorData::new(json_floats(v), shape.clone()), &device)
+        };
+        let mut x = tensor(&case["x0"]);
+        let mut worst: f64 = 0.0;
+        for (i, want) in case["samples"].as_array().unwrap().iter().enumerate() {
+            let output = call_model(&s, &StandIn, i, x.clone()).unwrap();
+            x = s.step(&mut (), i, x, output, None).unwrap().x_prev;
+            worst = worst.max(scaled_error(&x, want));
+        }
+        report.push(format!("{name}: {worst:.1e}"));
+        assert!(worst < 1e-5, "{name}: {worst:.2e}");
+    }
+    eprintln!("DDIM inversion, diffusers vs here:\n{}", report.join("\n"));
 }
