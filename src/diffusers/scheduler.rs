@@ -1,7 +1,7 @@
 //! diffusers' `scheduler_config.json` (`DDPMScheduler`, `DDIMScheduler`,
 //! `DPMSolverMultistepScheduler`, `EulerDiscreteScheduler`,
-//! `EulerAncestralDiscreteScheduler`, `HeunDiscreteScheduler`) ↔ a schedule and a sampler
-//! of the matching kind.
+//! `EulerAncestralDiscreteScheduler`, `HeunDiscreteScheduler`, `UniPCMultistepScheduler`)
+//! ↔ a schedule and a sampler of the matching kind.
 
 use serde_json::{Value, json};
 
@@ -12,7 +12,7 @@ use crate::process::VpProcess;
 use crate::sampler::{
     AnySampler, AnySamplerState, DdimSampler, DdpmSampler, DpmSolverOptions, DpmSolverSampler,
     DynamicThreshold, EdmHeunSampler, EulerAncestralSampler, EulerSampler, FinalSigma, ModelTime,
-    SecondOrder, SigmaGrid, SigmaSchedule, X0Options,
+    SecondOrder, SigmaGrid, SigmaSchedule, UniPcOptions, UniPcSampler, UniPcVariant, X0Options,
 };
 use crate::schedule::{BetaSchedule, NoiseSchedule, ScheduleConfig, Spacing};
 
@@ -32,16 +32,19 @@ pub enum SchedulerClass {
     EulerAncestralDiscrete,
     /// `HeunDiscreteScheduler` ([`EdmHeunSampler`]).
     HeunDiscrete,
+    /// `UniPCMultistepScheduler` ([`UniPcSampler`]).
+    UniPcMultistep,
 }
 
 /// Every class, in the order error messages list them.
-const CLASSES: [SchedulerClass; 6] = [
+const CLASSES: [SchedulerClass; 7] = [
     SchedulerClass::Ddpm,
     SchedulerClass::Ddim,
     SchedulerClass::DpmSolverMultistep,
     SchedulerClass::EulerDiscrete,
     SchedulerClass::EulerAncestralDiscrete,
     SchedulerClass::HeunDiscrete,
+    SchedulerClass::UniPcMultistep,
 ];
 
 impl SchedulerClass {
@@ -54,6 +57,7 @@ impl SchedulerClass {
             Self::EulerDiscrete => "EulerDiscreteScheduler",
             Self::EulerAncestralDiscrete => "EulerAncestralDiscreteScheduler",
             Self::HeunDiscrete => "HeunDiscreteScheduler",
+            Self::UniPcMultistep => "UniPCMultistepScheduler",
         }
     }
 
@@ -138,6 +142,8 @@ pub struct SchedulerConfig {
     /// `solver_order`, `algorithm_type`, `solver_type`, `lower_order_final`,
     /// `euler_at_final` (DPM-Solver).
     pub dpm_solver: DpmSolverOptions,
+    /// `solver_order`, `solver_type`, `lower_order_final`, `disable_corrector` (UniPC).
+    pub unipc: UniPcOptions,
 }
 
 /// What a diffusers pipeline passes to `step` besides the config (DDIM only).
@@ -181,6 +187,10 @@ const FOREIGN_FIELDS: &[&str] = &[
     "thresholding",
     "dynamic_thresholding_ratio",
     "sample_max_value",
+    "disable_corrector",
+    "solver_p",
+    "predict_x0",
+    "shift_terminal",
 ];
 
 impl SchedulerConfig {
@@ -205,7 +215,10 @@ impl SchedulerConfig {
     /// and flow σ's, dynamic shifting, a finite `lambda_min_clipped`, a `variance_type`.
     /// For Euler: `interpolation_type` `log_linear`, `timestep_type` `continuous`, a
     /// `sigma_min` / `sigma_max`. Euler ancestral with `prediction_type` `sample` (which
-    /// diffusers does not implement).
+    /// diffusers does not implement). For UniPC: `solver_order` outside 1–3, a
+    /// `solver_type` other than `bh1` / `bh2`, `predict_x0` false, a `solver_p`,
+    /// exponential and Beta σ's (truncated timesteps), `final_sigmas_type` `sigma_min`
+    /// (which repeats UniPC's last level).
     ///
     /// # Errors
     /// [`DiffusionError::UnsupportedConfig`] naming the field; an invalid schedule (as
@@ -226,8 +239,8 @@ impl SchedulerConfig {
     /// assert!(config.x0.clip);
     /// let euler = SchedulerConfig::from_json(r#"{"_class_name": "EulerDiscreteScheduler"}"#)?;
     /// assert_eq!(euler.class, SchedulerClass::EulerDiscrete);
-    /// let unipc = SchedulerConfig::from_json(r#"{"_class_name": "UniPCMultistepScheduler"}"#);
-    /// assert!(unipc.unwrap_err().to_string().contains("HeunDiscreteScheduler"));
+    /// let lms = SchedulerConfig::from_json(r#"{"_class_name": "LMSDiscreteScheduler"}"#);
+    /// assert!(lms.unwrap_err().to_string().contains("UniPCMultistepScheduler"));
     /// # Ok::<(), burn_diffusion::DiffusionError>(())
     /// ```
     pub fn from_json(json: &str) -> error::Result<Self> {
@@ -270,6 +283,7 @@ impl SchedulerConfig {
         let mut set_alpha_to_one = true;
         let (mut sigmas, mut final_sigma) = (SigmaKind::Schedule, FinalSigma::Zero);
         let mut dpm_solver = DpmSolverOptions::default();
+        let mut unipc = UniPcOptions::default();
         if matches!(
             class,
             SchedulerClass::Ddpm | SchedulerClass::Ddim | SchedulerClass::HeunDiscrete
@@ -283,6 +297,7 @@ impl SchedulerConfig {
             SchedulerClass::DpmSolverMultistep
                 | SchedulerClass::EulerDiscrete
                 | SchedulerClass::HeunDiscrete
+                | SchedulerClass::UniPcMultistep
         ) {
             sigmas = sigma_kind(&mut f, class, &schedule)?;
         }
@@ -301,6 +316,10 @@ impl SchedulerConfig {
                     ));
                 }
             };
+        }
+        if class == SchedulerClass::UniPcMultistep {
+            // UniPC's sigma_min repeats its last level.
+            f.require_str_in("final_sigmas_type", "zero", &["zero"])?;
         }
         match class {
             SchedulerClass::Ddpm => {
@@ -330,6 +349,7 @@ impl SchedulerConfig {
                 }
             }
             SchedulerClass::HeunDiscrete => {}
+            SchedulerClass::UniPcMultistep => unipc = unipc_options(&mut f)?,
         }
         let default_spacing = match class {
             SchedulerClass::Ddpm | SchedulerClass::Ddim => "leading",
@@ -361,6 +381,7 @@ impl SchedulerConfig {
             sigmas,
             final_sigma,
             dpm_solver,
+            unipc,
         };
         config.x0.validate()?;
         config.schedule.init()?;
@@ -446,6 +467,7 @@ impl SchedulerConfig {
             SchedulerClass::DpmSolverMultistep
                 | SchedulerClass::EulerDiscrete
                 | SchedulerClass::HeunDiscrete
+                | SchedulerClass::UniPcMultistep
         ) {
             put(
                 "use_karras_sigmas",
@@ -505,6 +527,24 @@ impl SchedulerConfig {
                 put("timestep_type", "discrete".into());
                 put("sigma_min", Value::Null);
                 put("sigma_max", Value::Null);
+            }
+            SchedulerClass::UniPcMultistep => {
+                let o = &self.unipc;
+                let solver_type = match o.variant {
+                    UniPcVariant::Bh1 => "bh1",
+                    UniPcVariant::Bh2 => "bh2",
+                };
+                for (k, value) in [
+                    ("solver_order", json!(o.order)),
+                    ("solver_type", json!(solver_type)),
+                    ("lower_order_final", json!(o.lower_order_final)),
+                    ("disable_corrector", json!(o.disable_corrector)),
+                    ("predict_x0", json!(true)),
+                    ("final_sigmas_type", json!("zero")),
+                    ("solver_p", Value::Null),
+                ] {
+                    put(k, value);
+                }
             }
             SchedulerClass::EulerAncestralDiscrete | SchedulerClass::HeunDiscrete => {}
         }
@@ -599,7 +639,7 @@ impl SchedulerConfig {
                     .with_clipped_model_output(args.use_clipped_model_output);
                 DiffusersSampler::Ddim(ddim)
             }
-            SchedulerClass::DpmSolverMultistep => {
+            SchedulerClass::DpmSolverMultistep | SchedulerClass::UniPcMultistep => {
                 let visits = match self.timestep_spacing {
                     TimestepSpacing::Trailing => descending(spacing(steps))?,
                     _ => {
@@ -610,11 +650,17 @@ impl SchedulerConfig {
                 };
                 let process = VpProcess::new(schedule);
                 let base = SigmaSchedule::Timesteps(visits);
-                // DPM-Solver's Karras grid spans the whole schedule whatever the spacing.
+                // The multistep solvers' Karras grids span the whole schedule whatever
+                // the spacing.
                 let levels = self.sigma_schedule(base, steps, None);
                 let grid = SigmaGrid::new(&process, &levels, self.final_sigma, ModelTime::Rounded)?;
-                let dpm = DpmSolverSampler::with_grid(process, grid, self.x0, self.dpm_solver)?;
-                DiffusersSampler::DpmSolver(dpm)
+                if self.class == SchedulerClass::UniPcMultistep {
+                    let unipc = UniPcSampler::new(grid, self.x0, self.unipc.clone())?;
+                    DiffusersSampler::UniPc(unipc)
+                } else {
+                    let dpm = DpmSolverSampler::with_grid(process, grid, self.x0, self.dpm_solver)?;
+                    DiffusersSampler::DpmSolver(dpm)
+                }
             }
             SchedulerClass::EulerDiscrete
             | SchedulerClass::EulerAncestralDiscrete
@@ -778,6 +824,40 @@ fn dpm_solver_options(f: &mut Fields) -> error::Result<DpmSolverOptions> {
     Ok(options)
 }
 
+/// UniPC's options, refusing the variants this crate does not have.
+fn unipc_options(f: &mut Fields) -> error::Result<UniPcOptions> {
+    let order = f.usize_or("solver_order", 2)?;
+    if !(1..=3).contains(&order) {
+        return Err(field_error("solver_order", order, "supported: 1, 2, 3"));
+    }
+    let variant = match f
+        .require_str_in("solver_type", "bh2", &["bh1", "bh2"])?
+        .as_str()
+    {
+        "bh1" => UniPcVariant::Bh1,
+        _ => UniPcVariant::Bh2,
+    };
+    let options = UniPcOptions {
+        order,
+        variant,
+        lower_order_final: f.bool_or("lower_order_final", true)?,
+        disable_corrector: f.usize_list("disable_corrector", &[])?,
+    };
+    f.require_eq_bool(
+        "predict_x0",
+        true,
+        "only the data-prediction form is supported",
+    )?;
+    for flag in ["use_flow_sigmas", "use_dynamic_shifting"] {
+        f.require_eq_bool(flag, false, "this σ grid is not supported")?;
+    }
+    for key in ["solver_p", "sigma_min", "sigma_max", "shift_terminal"] {
+        f.require_null(key, "only null is supported")?;
+    }
+    f.ignore(&["flow_shift", "time_shift_type"]);
+    Ok(options)
+}
+
 /// `EulerDiscreteScheduler`'s own fields: only what its default path does is supported.
 fn euler_options(f: &mut Fields) -> error::Result<()> {
     f.require_str_in("interpolation_type", "linear", &["linear"])?;
@@ -807,11 +887,17 @@ fn sigma_kind(
             kind = k;
         }
     }
-    if class == SchedulerClass::DpmSolverMultistep {
-        // diffusers rounds DPM-Solver's Karras timesteps except on the cosine schedule,
-        // and casts the others to integers by truncation.
+    if matches!(
+        class,
+        SchedulerClass::DpmSolverMultistep | SchedulerClass::UniPcMultistep
+    ) {
+        // diffusers rounds DPM-Solver's Karras timesteps except on the cosine schedule
+        // (UniPC's always), and casts the others to integers by truncation.
         let truncated = match kind {
-            SigmaKind::Karras => schedule.beta_schedule == BetaSchedule::cosine(),
+            SigmaKind::Karras => {
+                class == SchedulerClass::DpmSolverMultistep
+                    && schedule.beta_schedule == BetaSchedule::cosine()
+            }
             SigmaKind::Exponential | SigmaKind::Beta => true,
             SigmaKind::Schedule => false,
         };
@@ -819,8 +905,11 @@ fn sigma_kind(
             return Err(field_error(
                 "use_*_sigmas",
                 format!("{kind:?}"),
-                "DPMSolverMultistepScheduler truncates these grids' timesteps to integers \
-                 (it rounds Karras timesteps on non-cosine schedules); not reproduced",
+                format!(
+                    "{} truncates these grids' timesteps to integers (it rounds Karras \
+                     timesteps on non-cosine schedules); not reproduced",
+                    class.name()
+                ),
             ));
         }
     }

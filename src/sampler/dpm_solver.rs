@@ -181,8 +181,7 @@ impl<P: ForwardProcess, const D: usize> ReverseSampler<D> for DpmSolverSampler<P
     }
 
     fn marginal(&self, i: usize) -> Option<(f64, f64)> {
-        self.grid.visits().get(i).ok()?;
-        Some(vp_scales(self.grid.sigma(i)))
+        self.grid.marginal(i)
     }
 
     fn fractional_model_time(&self, i: usize) -> Option<f64> {

@@ -6,7 +6,7 @@ use burn::tensor::Tensor;
 use crate::error::{self, DiffusionError};
 use crate::sampler::Visits;
 use crate::sampler::base::{ReverseSampler, StepOutput, X0Options, require_noise};
-use crate::sampler::sigmas::{SigmaGrid, from_ve, to_ve, vp_scales, x0_at_sigma};
+use crate::sampler::sigmas::{SigmaGrid, from_ve, to_ve, x0_at_sigma};
 
 /// Euler's method on the probability-flow ODE in σ (Karras et al. 2022, eq. 3 with
 /// σ(t) = t), from level σ_i to σ_{i+1}, with x = x_t / a(σ) the sample in σ's coordinates:
@@ -61,8 +61,7 @@ impl<const D: usize> ReverseSampler<D> for EulerSampler {
     }
 
     fn marginal(&self, i: usize) -> Option<(f64, f64)> {
-        self.grid.visits().get(i).ok()?;
-        Some(vp_scales(self.grid.sigma(i)))
+        self.grid.marginal(i)
     }
 
     fn fractional_model_time(&self, i: usize) -> Option<f64> {
@@ -145,8 +144,7 @@ impl<const D: usize> ReverseSampler<D> for EulerAncestralSampler {
     }
 
     fn marginal(&self, i: usize) -> Option<(f64, f64)> {
-        self.grid.visits().get(i).ok()?;
-        Some(vp_scales(self.grid.sigma(i)))
+        self.grid.marginal(i)
     }
 
     fn fractional_model_time(&self, i: usize) -> Option<f64> {

@@ -14,6 +14,7 @@ mod inpaint;
 mod langevin;
 mod registry;
 mod sigmas;
+mod unipc;
 mod visits;
 
 pub use base::{DynamicThreshold, ReverseSampler, StepOutput, X0Options};
@@ -34,4 +35,5 @@ pub use registry::{
     AnySampler, AnySamplerState, SAMPLER_NAMES, canonical_sampler_name, sampler_by_name,
 };
 pub use sigmas::{FinalSigma, ModelTime, SigmaGrid, SigmaSchedule};
+pub use unipc::{UniPcOptions, UniPcSampler, UniPcState, UniPcVariant};
 pub use visits::Visits;

@@ -15,6 +15,7 @@ use crate::sampler::dpm_solver::{DpmSolverOptions, DpmSolverSampler, DpmSolverSt
 use crate::sampler::edm_heun::{EdmHeunSampler, EdmHeunState};
 use crate::sampler::euler::{EulerAncestralSampler, EulerSampler};
 use crate::sampler::sigmas::{FinalSigma, ModelTime, SigmaGrid, SigmaSchedule};
+use crate::sampler::unipc::{UniPcOptions, UniPcSampler, UniPcState, UniPcVariant};
 use crate::schedule::Spacing;
 
 /// The base names [`sampler_by_name`] knows. The σ-grid samplers (`euler`, `euler_a`,
@@ -29,6 +30,10 @@ pub const SAMPLER_NAMES: &[&str] = &[
     "dpmpp_2m_sde",
     "dpmpp_3m",
     "dpmpp_3m_sde",
+    "unipc",
+    "unipc_bh1",
+    "unipc_3",
+    "unipc_bh1_3",
     "heun_vp",
     "euler_maruyama",
 ];
@@ -44,6 +49,9 @@ const ALIASES: &[(&str, &str)] = &[
     ("eulerancestraldiscretescheduler", "euler_a"),
     ("heundiscretescheduler", "heun"),
     ("dpmsolvermultistepscheduler", "dpmpp_2m"),
+    ("unipcmultistepscheduler", "unipc"),
+    ("unipc_bh2", "unipc"),
+    ("unipc_bh2_3", "unipc_3"),
 ];
 
 const GRIDS: &[&str] = &["karras", "exponential", "beta"];
@@ -80,7 +88,7 @@ const GRIDS: &[&str] = &["karras", "exponential", "beta"];
 /// let process = VpProcess::new(ScheduleConfig::new().init()?);
 /// let s = sampler_by_name("DPM++ 2M Karras", &process, 20, X0Options::default(), ModelTime::Rounded)?;
 /// assert_eq!(ReverseSampler::<2>::timesteps(&s).len(), 20);
-/// let err = sampler_by_name("unipc", &process, 20, X0Options::default(), ModelTime::Rounded);
+/// let err = sampler_by_name("lms", &process, 20, X0Options::default(), ModelTime::Rounded);
 /// assert!(err.unwrap_err().to_string().contains("dpmpp_2m"));
 /// # Ok::<(), burn_diffusion::DiffusionError>(())
 /// ```
@@ -130,6 +138,21 @@ pub fn sampler_by_name(
         "dpmpp_2m_sde" => dpm(2, true)?,
         "dpmpp_3m" => dpm(3, false)?,
         "dpmpp_3m_sde" => dpm(3, true)?,
+        "unipc" | "unipc_bh1" | "unipc_3" | "unipc_bh1_3" => {
+            let default = DpmSolverSampler::diffusers_default(p.clone(), steps, x0)?;
+            let ts = ReverseSampler::<1>::timesteps(&default).to_vec();
+            let options = UniPcOptions {
+                order: if base.ends_with("_3") { 3 } else { 2 },
+                variant: if base.contains("bh1") {
+                    UniPcVariant::Bh1
+                } else {
+                    UniPcVariant::Bh2
+                },
+                ..UniPcOptions::default()
+            };
+            let grid = sigma_grid(SigmaSchedule::Timesteps(ts))?;
+            AnySampler::UniPc(UniPcSampler::new(grid, x0, options)?)
+        }
         "heun_vp" => AnySampler::VpHeun(HeunSampler::new(p, &linspace, x0)?),
         _ => AnySampler::EulerMaruyama(EulerMaruyamaSampler::new(p, &linspace, x0)?),
     })
@@ -168,7 +191,7 @@ fn parse(name: &str) -> error::Result<(&'static str, Option<&'static str>)> {
             return match known(stem) {
                 Some(base) if has_sigma_grid(base) => Ok((base, Some(grid))),
                 Some(base) => Err(unknown(format!(
-                    "{base} has no σ grid to make {grid}; grids apply to euler, euler_a, heun and dpmpp_*"
+                    "{base} has no σ grid to make {grid}; grids apply to euler, euler_a, heun, dpmpp_* and unipc*"
                 ))),
                 None => Err(unknown(known_names())),
             };
@@ -178,7 +201,9 @@ fn parse(name: &str) -> error::Result<(&'static str, Option<&'static str>)> {
 }
 
 fn has_sigma_grid(base: &str) -> bool {
-    matches!(base, "euler" | "euler_a" | "heun") || base.starts_with("dpmpp_")
+    matches!(base, "euler" | "euler_a" | "heun")
+        || base.starts_with("dpmpp_")
+        || base.starts_with("unipc")
 }
 
 fn known_names() -> String {
@@ -222,6 +247,8 @@ pub enum AnySampler {
     Heun(EdmHeunSampler),
     /// [`DpmSolverSampler`].
     DpmSolver(DpmSolverSampler<VpProcess>),
+    /// [`UniPcSampler`].
+    UniPc(UniPcSampler),
     /// [`HeunSampler`] (Heun on the VP probability-flow ODE in t).
     VpHeun(HeunSampler<VpProcess>),
     /// [`EulerMaruyamaSampler`].
@@ -234,6 +261,7 @@ pub struct AnySamplerState<const D: usize> {
     dpm_solver: DpmSolverState<D>,
     heun: EdmHeunState<D>,
     vp_heun: HeunState<D>,
+    unipc: UniPcState<D>,
 }
 
 /// Calls `$body` with `$s` bound to the variant's sampler (and `$st` to its state).
@@ -246,6 +274,7 @@ macro_rules! dispatch {
             AnySampler::EulerAncestral($s) => $body,
             AnySampler::Heun($s) => $body,
             AnySampler::DpmSolver($s) => $body,
+            AnySampler::UniPc($s) => $body,
             AnySampler::VpHeun($s) => $body,
             AnySampler::EulerMaruyama($s) => $body,
         }
@@ -274,6 +303,10 @@ macro_rules! dispatch {
             }
             AnySampler::DpmSolver($s) => {
                 let $st = &mut $state.dpm_solver;
+                $body
+            }
+            AnySampler::UniPc($s) => {
+                let $st = &mut $state.unipc;
                 $body
             }
             AnySampler::VpHeun($s) => {
@@ -342,11 +375,13 @@ mod tests {
                 ("dpmpp_3m_sde", Some("exponential")),
             ),
             ("heun_beta", ("heun", Some("beta"))),
+            ("UniPC bh1 3 Karras", ("unipc_bh1_3", Some("karras"))),
+            ("UniPCMultistepScheduler", ("unipc", None)),
         ] {
             assert_eq!(parse(name).unwrap(), want, "{name}");
         }
-        let err = parse("UniPC").unwrap_err().to_string();
-        assert!(err.contains("euler_a") && err.contains("UniPC"), "{err}");
+        let err = parse("LMS Karras").unwrap_err().to_string();
+        assert!(err.contains("euler_a") && err.contains("LMS"), "{err}");
         assert!(
             parse("ddim_karras")
                 .unwrap_err()

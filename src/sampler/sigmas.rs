@@ -302,6 +302,12 @@ impl SigmaGrid {
         self.extended.select(levels)
     }
 
+    /// (a, s) of q(x_t | x_0) at level `level` (`None` past the K levels).
+    pub(crate) fn marginal(&self, level: usize) -> Option<(f64, f64)> {
+        self.visits.get(level).ok()?;
+        Some(vp_scales(self.sigma(level)))
+    }
+
     /// The fractional model timestep of level `level`, when the grid calls the model at
     /// fractional timesteps and this level is between training timesteps.
     pub(crate) fn fractional_time(&self, level: usize) -> Option<f64> {

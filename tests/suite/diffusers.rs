@@ -577,6 +577,7 @@ fn unsupported_scheduler_options_are_named() {
     let ddpm = std::fs::read_to_string(fixture("published/ddpm-cifar10-32/scheduler_config.json"))
         .unwrap();
     let euler = r#"{"_class_name": "EulerDiscreteScheduler"}"#;
+    let unipc = r#"{"_class_name": "UniPCMultistepScheduler"}"#;
     let with = |text: &str, key: &str, value: Value| {
         let mut v: Value = serde_json::from_str(&text.replace("-Infinity", "null")).unwrap();
         v[key] = value;
@@ -584,8 +585,8 @@ fn unsupported_scheduler_options_are_named() {
     };
     let cases: Vec<(String, &str)> = vec![
         (
-            with(&ddpm, "_class_name", "UniPCMultistepScheduler".into()),
-            "HeunDiscreteScheduler",
+            with(&ddpm, "_class_name", "LMSDiscreteScheduler".into()),
+            "UniPCMultistepScheduler",
         ),
         (with(&ddpm, "beta_schedule", "laplace".into()), "laplace"),
         (with(&ddpm, "variance_type", "learned".into()), "learned"),
@@ -644,6 +645,14 @@ fn unsupported_scheduler_options_are_named() {
             "timestep_type",
         ),
         (with(euler, "sigma_min", 0.1.into()), "sigma_min"),
+        (with(unipc, "solver_type", "bh3".into()), "bh3"),
+        (with(unipc, "predict_x0", false.into()), "predict_x0"),
+        (
+            with(unipc, "final_sigmas_type", "sigma_min".into()),
+            "final_sigmas_type",
+        ),
+        (with(unipc, "use_beta_sigmas", true.into()), "truncates"),
+        (with(unipc, "solver_order", 4.into()), "solver_order"),
         (
             with(euler, "rescale_betas_zero_snr", true.into()),
             "EulerDiscreteScheduler",

@@ -124,6 +124,10 @@ const SAMPLERS: &[(&str, u32)] = &[
     ("dpmpp_3m_karras", 0),
     ("dpmpp_2m_sde_karras", 0),
     ("dpmpp_3m_sde_karras", 0),
+    ("unipc", 2),
+    ("unipc_karras", 2),
+    ("unipc_3", 0),
+    ("unipc_bh1_3", 0),
 ];
 
 /// Each sampler's exact mean and variance error against the data at 10, 20 and 50 steps
@@ -179,7 +183,9 @@ fn named_samplers_approach_gaussian_data() {
         {
             failures.push(format!("{name}: mean off by more than 1% of s"));
         }
-        let beats_ddim = name.starts_with("heun") || (name.starts_with("dpmpp") && !stochastic);
+        let beats_ddim = name.starts_with("heun")
+            || name.starts_with("unipc")
+            || (name.starts_with("dpmpp") && !stochastic);
         if beats_ddim && row[1].1.abs().partial_cmp(&ddim_50) != Some(Ordering::Less) {
             failures.push(format!("{name}: at 20 steps not better than DDIM at 50"));
         }
