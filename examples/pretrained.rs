@@ -29,7 +29,7 @@ struct Args {
     /// the pipeline folder (model_index.json, unet/, scheduler/)
     #[arg(long)]
     model: PathBuf,
-    /// sampler: the folder's own scheduler, or DDPM / DDIM / DPM-Solver++(2M) on its
+    /// sampler: the folder's own scheduler, or another diffusers scheduler class on its
     /// schedule, prediction type and clipping
     #[arg(long, value_enum, default_value_t = Sampler::Ddim)]
     sampler: Sampler,
@@ -64,6 +64,14 @@ enum Sampler {
     Ddim,
     /// DPMSolverMultistepScheduler
     DpmSolver,
+    /// EulerDiscreteScheduler
+    Euler,
+    /// EulerAncestralDiscreteScheduler
+    EulerA,
+    /// HeunDiscreteScheduler
+    Heun,
+    /// UniPCMultistepScheduler
+    Unipc,
 }
 
 impl Sampler {
@@ -81,6 +89,10 @@ impl Sampler {
             Self::Ddpm => SchedulerClass::Ddpm,
             Self::Ddim => SchedulerClass::Ddim,
             Self::DpmSolver => SchedulerClass::DpmSolverMultistep,
+            Self::Euler => SchedulerClass::EulerDiscrete,
+            Self::EulerA => SchedulerClass::EulerAncestralDiscrete,
+            Self::Heun => SchedulerClass::HeunDiscrete,
+            Self::Unipc => SchedulerClass::UniPcMultistep,
         };
         SchedulerConfig {
             class,

@@ -232,7 +232,7 @@ fn normalize(name: &str) -> String {
 }
 
 /// Any of the crate's samplers on a discrete VP process: what [`sampler_by_name`] and
-/// diffusers scheduler configs ([`crate::diffusers::SchedulerConfig::sampler`]) build.
+/// diffusers scheduler configs (`diffusers::SchedulerConfig::sampler`, feature `diffusers`) build.
 #[derive(Debug, Clone)]
 pub enum AnySampler {
     /// [`DdpmSampler`].

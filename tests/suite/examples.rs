@@ -197,7 +197,7 @@ fn pretrained_samples_a_pipeline_folder() {
     let dir = out_dir("pretrained");
     crate::diffusers::pipeline_folder(&dir);
     let model = dir.to_str().unwrap();
-    for sampler in ["ddim", "scheduler", "dpm-solver"] {
+    for sampler in ["ddim", "scheduler", "dpm-solver", "euler", "unipc"] {
         let png = dir.join(format!("{sampler}.png"));
         let stdout = run_example(
             "pretrained",
