@@ -238,7 +238,9 @@ impl<const D: usize> ReverseSampler<D> for UniPcSampler {
         }
         let order = self.order_at(i, state.outputs.len() - 1);
         if next == 0.0 {
+            // The run is over: a state reused for another run starts empty.
             state.predicted_from = None;
+            state.outputs.clear();
             return Ok(StepOutput {
                 x_prev: m.clone(),
                 x0: m,
