@@ -70,6 +70,8 @@ enum Sampler {
     EulerA,
     /// HeunDiscreteScheduler
     Heun,
+    /// LMSDiscreteScheduler
+    Lms,
     /// UniPCMultistepScheduler
     Unipc,
 }
@@ -92,6 +94,7 @@ impl Sampler {
             Self::Euler => SchedulerClass::EulerDiscrete,
             Self::EulerA => SchedulerClass::EulerAncestralDiscrete,
             Self::Heun => SchedulerClass::HeunDiscrete,
+            Self::Lms => SchedulerClass::LmsDiscrete,
             Self::Unipc => SchedulerClass::UniPcMultistep,
         };
         SchedulerConfig {

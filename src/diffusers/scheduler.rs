@@ -1,6 +1,7 @@
 //! diffusers' `scheduler_config.json` (`DDPMScheduler`, `DDIMScheduler`,
 //! `DPMSolverMultistepScheduler`, `EulerDiscreteScheduler`,
-//! `EulerAncestralDiscreteScheduler`, `HeunDiscreteScheduler`, `UniPCMultistepScheduler`)
+//! `EulerAncestralDiscreteScheduler`, `HeunDiscreteScheduler`, `LMSDiscreteScheduler`,
+//! `UniPCMultistepScheduler`)
 //! ↔ a schedule and a sampler of the matching kind.
 
 use serde_json::{Value, json};
@@ -11,8 +12,9 @@ use crate::prediction::{Prediction, VarianceKind};
 use crate::process::VpProcess;
 use crate::sampler::{
     AnySampler, AnySamplerState, DdimSampler, DdpmSampler, DpmSolverOptions, DpmSolverSampler,
-    DynamicThreshold, EdmHeunSampler, EulerAncestralSampler, EulerSampler, FinalSigma, ModelTime,
-    SecondOrder, SigmaGrid, SigmaSchedule, UniPcOptions, UniPcSampler, UniPcVariant, X0Options,
+    DynamicThreshold, EdmHeunSampler, EulerAncestralSampler, EulerSampler, FinalSigma, LmsSampler,
+    ModelTime, SecondOrder, SigmaGrid, SigmaSchedule, UniPcOptions, UniPcSampler, UniPcVariant,
+    X0Options,
 };
 use crate::schedule::{BetaSchedule, NoiseSchedule, ScheduleConfig, Spacing};
 
@@ -32,18 +34,21 @@ pub enum SchedulerClass {
     EulerAncestralDiscrete,
     /// `HeunDiscreteScheduler` ([`EdmHeunSampler`]).
     HeunDiscrete,
+    /// `LMSDiscreteScheduler` ([`LmsSampler`], order 4 as its pipelines call `step`).
+    LmsDiscrete,
     /// `UniPCMultistepScheduler` ([`UniPcSampler`]).
     UniPcMultistep,
 }
 
 /// Every class, in the order error messages list them.
-const CLASSES: [SchedulerClass; 7] = [
+const CLASSES: [SchedulerClass; 8] = [
     SchedulerClass::Ddpm,
     SchedulerClass::Ddim,
     SchedulerClass::DpmSolverMultistep,
     SchedulerClass::EulerDiscrete,
     SchedulerClass::EulerAncestralDiscrete,
     SchedulerClass::HeunDiscrete,
+    SchedulerClass::LmsDiscrete,
     SchedulerClass::UniPcMultistep,
 ];
 
@@ -57,6 +62,7 @@ impl SchedulerClass {
             Self::EulerDiscrete => "EulerDiscreteScheduler",
             Self::EulerAncestralDiscrete => "EulerAncestralDiscreteScheduler",
             Self::HeunDiscrete => "HeunDiscreteScheduler",
+            Self::LmsDiscrete => "LMSDiscreteScheduler",
             Self::UniPcMultistep => "UniPCMultistepScheduler",
         }
     }
@@ -65,12 +71,15 @@ impl SchedulerClass {
         CLASSES.into_iter().find(|c| c.name() == name)
     }
 
-    /// Euler, Euler ancestral and Heun: samplers on σ's that call the model at
+    /// Euler, Euler ancestral, Heun and LMS: samplers on σ's that call the model at
     /// fractional timesteps.
     fn is_euler_family(self) -> bool {
         matches!(
             self,
-            Self::EulerDiscrete | Self::EulerAncestralDiscrete | Self::HeunDiscrete
+            Self::EulerDiscrete
+                | Self::EulerAncestralDiscrete
+                | Self::HeunDiscrete
+                | Self::LmsDiscrete
         )
     }
 }
@@ -239,8 +248,8 @@ impl SchedulerConfig {
     /// assert!(config.x0.clip);
     /// let euler = SchedulerConfig::from_json(r#"{"_class_name": "EulerDiscreteScheduler"}"#)?;
     /// assert_eq!(euler.class, SchedulerClass::EulerDiscrete);
-    /// let lms = SchedulerConfig::from_json(r#"{"_class_name": "LMSDiscreteScheduler"}"#);
-    /// assert!(lms.unwrap_err().to_string().contains("UniPCMultistepScheduler"));
+    /// let pndm = SchedulerConfig::from_json(r#"{"_class_name": "PNDMScheduler"}"#);
+    /// assert!(pndm.unwrap_err().to_string().contains("UniPCMultistepScheduler"));
     /// # Ok::<(), burn_diffusion::DiffusionError>(())
     /// ```
     pub fn from_json(json: &str) -> error::Result<Self> {
@@ -297,6 +306,7 @@ impl SchedulerConfig {
             SchedulerClass::DpmSolverMultistep
                 | SchedulerClass::EulerDiscrete
                 | SchedulerClass::HeunDiscrete
+                | SchedulerClass::LmsDiscrete
                 | SchedulerClass::UniPcMultistep
         ) {
             sigmas = sigma_kind(&mut f, class, &schedule)?;
@@ -348,7 +358,7 @@ impl SchedulerConfig {
                     ));
                 }
             }
-            SchedulerClass::HeunDiscrete => {}
+            SchedulerClass::HeunDiscrete | SchedulerClass::LmsDiscrete => {}
             SchedulerClass::UniPcMultistep => unipc = unipc_options(&mut f)?,
         }
         let default_spacing = match class {
@@ -447,7 +457,10 @@ impl SchedulerConfig {
             map.insert(k.to_string(), value);
         };
         let class = self.class;
-        if class != SchedulerClass::HeunDiscrete {
+        if !matches!(
+            class,
+            SchedulerClass::HeunDiscrete | SchedulerClass::LmsDiscrete
+        ) {
             put("rescale_betas_zero_snr", s.rescale_zero_terminal_snr.into());
         }
         if !class.is_euler_family() {
@@ -467,6 +480,7 @@ impl SchedulerConfig {
             SchedulerClass::DpmSolverMultistep
                 | SchedulerClass::EulerDiscrete
                 | SchedulerClass::HeunDiscrete
+                | SchedulerClass::LmsDiscrete
                 | SchedulerClass::UniPcMultistep
         ) {
             put(
@@ -546,7 +560,9 @@ impl SchedulerConfig {
                     put(k, value);
                 }
             }
-            SchedulerClass::EulerAncestralDiscrete | SchedulerClass::HeunDiscrete => {}
+            SchedulerClass::EulerAncestralDiscrete
+            | SchedulerClass::HeunDiscrete
+            | SchedulerClass::LmsDiscrete => {}
         }
         Ok(serde_json::to_string_pretty(&v).unwrap_or_default() + "\n")
     }
@@ -563,7 +579,7 @@ impl SchedulerConfig {
     ///   (`linspace`, `leading`) or of K points (`trailing`), or K Karras σ's over the
     ///   whole schedule, with the config's order, SDE variant, second-order form and
     ///   final σ ([`DpmSolverSampler::with_grid`]); the model at rounded timesteps;
-    /// - Euler, Euler ancestral (η = 1), Heun: K σ's interpolated at `linspace(T − 1, 0,
+    /// - Euler, Euler ancestral (η = 1), Heun, LMS (order 4): K σ's interpolated at `linspace(T − 1, 0,
     ///   K)` (`linspace`) or at the `leading` / `trailing` timesteps, or Karras,
     ///   exponential or Beta σ's over that grid's range; the model at fractional
     ///   timesteps ([`ModelTime::Fractional`]: the model must implement
@@ -664,7 +680,8 @@ impl SchedulerConfig {
             }
             SchedulerClass::EulerDiscrete
             | SchedulerClass::EulerAncestralDiscrete
-            | SchedulerClass::HeunDiscrete => {
+            | SchedulerClass::HeunDiscrete
+            | SchedulerClass::LmsDiscrete => {
                 let process = VpProcess::new(schedule);
                 let base = match self.timestep_spacing {
                     TimestepSpacing::Linspace => SigmaSchedule::Interpolated { steps },
@@ -684,6 +701,9 @@ impl SchedulerConfig {
                     SchedulerClass::EulerAncestralDiscrete => DiffusersSampler::EulerAncestral(
                         EulerAncestralSampler::new(grid, 1.0, self.x0)?,
                     ),
+                    SchedulerClass::LmsDiscrete => {
+                        DiffusersSampler::Lms(LmsSampler::new(grid, 4, self.x0)?)
+                    }
                     _ => DiffusersSampler::Heun(EdmHeunSampler::new(grid, self.x0)?),
                 }
             }
@@ -759,8 +779,11 @@ fn schedule(f: &mut Fields, class: SchedulerClass) -> error::Result<ScheduleConf
             ));
         }
     };
-    let rescale = if class == SchedulerClass::HeunDiscrete {
-        // Not a field of Heun's: diffusers ignores it.
+    let rescale = if matches!(
+        class,
+        SchedulerClass::HeunDiscrete | SchedulerClass::LmsDiscrete
+    ) {
+        // Not a field of Heun's or LMS's: diffusers ignores it.
         f.ignore(&["rescale_betas_zero_snr"]);
         false
     } else {

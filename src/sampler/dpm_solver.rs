@@ -4,11 +4,10 @@ use burn::tensor::Tensor;
 
 use crate::error::{self, DiffusionError};
 use crate::process::ForwardProcess;
-use crate::sampler::Visits;
 use crate::sampler::base::{ReverseSampler, StepOutput, X0Options, require_noise};
 use crate::sampler::euler::levels;
 use crate::sampler::sigmas::{
-    FinalSigma, ModelTime, SigmaGrid, SigmaSchedule, vp_scales, x0_at_sigma,
+    FinalSigma, ModelTime, SigmaGrid, SigmaSchedule, visits_each_level, vp_scales, x0_at_sigma,
 };
 use crate::schedule::Spacing;
 
@@ -176,17 +175,7 @@ impl<P: ForwardProcess> DpmSolverSampler<P> {
 impl<P: ForwardProcess, const D: usize> ReverseSampler<D> for DpmSolverSampler<P> {
     type State = DpmSolverState<D>;
 
-    fn visits(&self) -> &Visits {
-        self.grid.visits()
-    }
-
-    fn marginal(&self, i: usize) -> Option<(f64, f64)> {
-        self.grid.marginal(i)
-    }
-
-    fn fractional_model_time(&self, i: usize) -> Option<f64> {
-        self.grid.fractional_time(i)
-    }
+    visits_each_level!();
 
     fn needs_noise(&self, i: usize) -> bool {
         self.options.sde && levels(&self.grid, i).is_ok_and(|(_, next)| next > 0.0)

@@ -4,9 +4,8 @@
 use burn::tensor::Tensor;
 
 use crate::error::{self, DiffusionError};
-use crate::sampler::Visits;
 use crate::sampler::base::{ReverseSampler, StepOutput, X0Options, require_noise};
-use crate::sampler::sigmas::{SigmaGrid, from_ve, to_ve, x0_at_sigma};
+use crate::sampler::sigmas::{SigmaGrid, from_ve, to_ve, visits_each_level, x0_at_sigma};
 
 /// Euler's method on the probability-flow ODE in σ (Karras et al. 2022, eq. 3 with
 /// σ(t) = t), from level σ_i to σ_{i+1}, with x = x_t / a(σ) the sample in σ's coordinates:
@@ -56,17 +55,7 @@ impl EulerSampler {
 impl<const D: usize> ReverseSampler<D> for EulerSampler {
     type State = ();
 
-    fn visits(&self) -> &Visits {
-        self.grid.visits()
-    }
-
-    fn marginal(&self, i: usize) -> Option<(f64, f64)> {
-        self.grid.marginal(i)
-    }
-
-    fn fractional_model_time(&self, i: usize) -> Option<f64> {
-        self.grid.fractional_time(i)
-    }
+    visits_each_level!();
 
     fn needs_noise(&self, _i: usize) -> bool {
         false
@@ -139,17 +128,7 @@ impl EulerAncestralSampler {
 impl<const D: usize> ReverseSampler<D> for EulerAncestralSampler {
     type State = ();
 
-    fn visits(&self) -> &Visits {
-        self.grid.visits()
-    }
-
-    fn marginal(&self, i: usize) -> Option<(f64, f64)> {
-        self.grid.marginal(i)
-    }
-
-    fn fractional_model_time(&self, i: usize) -> Option<f64> {
-        self.grid.fractional_time(i)
-    }
+    visits_each_level!();
 
     fn needs_noise(&self, i: usize) -> bool {
         levels(&self.grid, i).is_ok_and(|(sigma, next)| self.split(sigma, next).1 > 0.0)

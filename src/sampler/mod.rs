@@ -12,7 +12,9 @@ mod euler;
 mod img2img;
 mod inpaint;
 mod langevin;
+mod lms;
 mod registry;
+mod resampling;
 mod sigmas;
 mod unipc;
 mod visits;
@@ -31,9 +33,11 @@ pub use euler::{EulerAncestralSampler, EulerSampler};
 pub use img2img::Img2Img;
 pub use inpaint::Inpaint;
 pub use langevin::AnnealedLangevinSampler;
+pub use lms::{LmsSampler, LmsState};
 pub use registry::{
     AnySampler, AnySamplerState, SAMPLER_NAMES, canonical_sampler_name, sampler_by_name,
 };
+pub use resampling::Resampling;
 pub use sigmas::{FinalSigma, ModelTime, SigmaGrid, SigmaSchedule};
 pub use unipc::{UniPcOptions, UniPcSampler, UniPcState, UniPcVariant};
 pub use visits::Visits;

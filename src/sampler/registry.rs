@@ -14,18 +14,21 @@ use crate::sampler::ddpm::DdpmSampler;
 use crate::sampler::dpm_solver::{DpmSolverOptions, DpmSolverSampler, DpmSolverState};
 use crate::sampler::edm_heun::{EdmHeunSampler, EdmHeunState};
 use crate::sampler::euler::{EulerAncestralSampler, EulerSampler};
+use crate::sampler::lms::{LmsSampler, LmsState};
 use crate::sampler::sigmas::{FinalSigma, ModelTime, SigmaGrid, SigmaSchedule};
 use crate::sampler::unipc::{UniPcOptions, UniPcSampler, UniPcState, UniPcVariant};
 use crate::schedule::Spacing;
 
 /// The base names [`sampler_by_name`] knows. The σ-grid samplers (`euler`, `euler_a`,
-/// `heun`, `dpmpp_*`) also take a grid suffix: `_karras`, `_exponential` or `_beta`.
+/// `heun`, `lms`, `dpmpp_*`, `unipc*`) also take a grid suffix: `_karras`, `_exponential`
+/// or `_beta`.
 pub const SAMPLER_NAMES: &[&str] = &[
     "ddpm",
     "ddim",
     "euler",
     "euler_a",
     "heun",
+    "lms",
     "dpmpp_2m",
     "dpmpp_2m_sde",
     "dpmpp_3m",
@@ -48,6 +51,7 @@ const ALIASES: &[(&str, &str)] = &[
     ("eulerdiscretescheduler", "euler"),
     ("eulerancestraldiscretescheduler", "euler_a"),
     ("heundiscretescheduler", "heun"),
+    ("lmsdiscretescheduler", "lms"),
     ("dpmsolvermultistepscheduler", "dpmpp_2m"),
     ("unipcmultistepscheduler", "unipc"),
     ("unipc_bh2", "unipc"),
@@ -65,7 +69,8 @@ const GRIDS: &[&str] = &["karras", "exponential", "beta"];
 /// diffusers' `linspace` spacing: DDPM on the schedule respaced to `steps`
 /// ([`Spacing::Linspace`], fixed-small variance); DDIM (η = 0), `heun_vp` and
 /// `euler_maruyama` over [`Spacing::Linspace`]; Euler, Euler a and Heun over
-/// [`SigmaSchedule::Interpolated`]; DPM-Solver++ over
+/// [`SigmaSchedule::Interpolated`]; LMS (order 4, as diffusers' pipelines call it) over
+/// the same; DPM-Solver++ over
 /// [`DpmSolverSampler::diffusers_default`]'s timesteps. A grid suffix replaces the
 /// σ-grid samplers' grid with K = `steps` levels. `heun` is EDM's Heun on σ
 /// ([`EdmHeunSampler`]: 2·steps − 1 model calls); `heun_vp` is [`HeunSampler`].
@@ -88,7 +93,7 @@ const GRIDS: &[&str] = &["karras", "exponential", "beta"];
 /// let process = VpProcess::new(ScheduleConfig::new().init()?);
 /// let s = sampler_by_name("DPM++ 2M Karras", &process, 20, X0Options::default(), ModelTime::Rounded)?;
 /// assert_eq!(ReverseSampler::<2>::timesteps(&s).len(), 20);
-/// let err = sampler_by_name("lms", &process, 20, X0Options::default(), ModelTime::Rounded);
+/// let err = sampler_by_name("plms", &process, 20, X0Options::default(), ModelTime::Rounded);
 /// assert!(err.unwrap_err().to_string().contains("dpmpp_2m"));
 /// # Ok::<(), burn_diffusion::DiffusionError>(())
 /// ```
@@ -134,6 +139,7 @@ pub fn sampler_by_name(
             AnySampler::EulerAncestral(EulerAncestralSampler::new(interpolated()?, 1.0, x0)?)
         }
         "heun" => AnySampler::Heun(EdmHeunSampler::new(interpolated()?, x0)?),
+        "lms" => AnySampler::Lms(LmsSampler::new(interpolated()?, 4, x0)?),
         "dpmpp_2m" => dpm(2, false)?,
         "dpmpp_2m_sde" => dpm(2, true)?,
         "dpmpp_3m" => dpm(3, false)?,
@@ -191,7 +197,7 @@ fn parse(name: &str) -> error::Result<(&'static str, Option<&'static str>)> {
             return match known(stem) {
                 Some(base) if has_sigma_grid(base) => Ok((base, Some(grid))),
                 Some(base) => Err(unknown(format!(
-                    "{base} has no σ grid to make {grid}; grids apply to euler, euler_a, heun, dpmpp_* and unipc*"
+                    "{base} has no σ grid to make {grid}; grids apply to euler, euler_a, heun, lms, dpmpp_* and unipc*"
                 ))),
                 None => Err(unknown(known_names())),
             };
@@ -201,7 +207,7 @@ fn parse(name: &str) -> error::Result<(&'static str, Option<&'static str>)> {
 }
 
 fn has_sigma_grid(base: &str) -> bool {
-    matches!(base, "euler" | "euler_a" | "heun")
+    matches!(base, "euler" | "euler_a" | "heun" | "lms")
         || base.starts_with("dpmpp_")
         || base.starts_with("unipc")
 }
@@ -245,6 +251,8 @@ pub enum AnySampler {
     EulerAncestral(EulerAncestralSampler),
     /// [`EdmHeunSampler`].
     Heun(EdmHeunSampler),
+    /// [`LmsSampler`].
+    Lms(LmsSampler),
     /// [`DpmSolverSampler`].
     DpmSolver(DpmSolverSampler<VpProcess>),
     /// [`UniPcSampler`].
@@ -262,6 +270,7 @@ pub struct AnySamplerState<const D: usize> {
     heun: EdmHeunState<D>,
     vp_heun: HeunState<D>,
     unipc: UniPcState<D>,
+    lms: LmsState<D>,
 }
 
 /// Calls `$body` with `$s` bound to the variant's sampler (and `$st` to its state).
@@ -273,6 +282,7 @@ macro_rules! dispatch {
             AnySampler::Euler($s) => $body,
             AnySampler::EulerAncestral($s) => $body,
             AnySampler::Heun($s) => $body,
+            AnySampler::Lms($s) => $body,
             AnySampler::DpmSolver($s) => $body,
             AnySampler::UniPc($s) => $body,
             AnySampler::VpHeun($s) => $body,
@@ -299,6 +309,10 @@ macro_rules! dispatch {
             }
             AnySampler::Heun($s) => {
                 let $st = &mut $state.heun;
+                $body
+            }
+            AnySampler::Lms($s) => {
+                let $st = &mut $state.lms;
                 $body
             }
             AnySampler::DpmSolver($s) => {
@@ -380,8 +394,9 @@ mod tests {
         ] {
             assert_eq!(parse(name).unwrap(), want, "{name}");
         }
-        let err = parse("LMS Karras").unwrap_err().to_string();
-        assert!(err.contains("euler_a") && err.contains("LMS"), "{err}");
+        assert_eq!(parse("LMS Karras").unwrap(), ("lms", Some("karras")));
+        let err = parse("PLMS Karras").unwrap_err().to_string();
+        assert!(err.contains("euler_a") && err.contains("PLMS"), "{err}");
         assert!(
             parse("ddim_karras")
                 .unwrap_err()

@@ -318,6 +318,25 @@ impl SigmaGrid {
     }
 }
 
+/// The [`crate::ReverseSampler`] methods of a sampler that visits each level of its
+/// `grid: SigmaGrid` field once: `visits`, `marginal` and `fractional_model_time`.
+macro_rules! visits_each_level {
+    () => {
+        fn visits(&self) -> &crate::sampler::Visits {
+            self.grid.visits()
+        }
+
+        fn marginal(&self, i: usize) -> Option<(f64, f64)> {
+            self.grid.marginal(i)
+        }
+
+        fn fractional_model_time(&self, i: usize) -> Option<f64> {
+            self.grid.fractional_time(i)
+        }
+    };
+}
+pub(crate) use visits_each_level;
+
 /// a(σ) = 1/√(1 + σ²) and s(σ) = σ·a(σ): the VP coefficients at level σ.
 pub(crate) fn vp_scales(sigma: f64) -> (f64, f64) {
     let a = 1.0 / (1.0 + sigma * sigma).sqrt();

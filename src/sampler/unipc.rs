@@ -3,10 +3,9 @@
 use burn::tensor::Tensor;
 
 use crate::error::{self, DiffusionError};
-use crate::sampler::Visits;
 use crate::sampler::base::{ReverseSampler, StepOutput, X0Options};
 use crate::sampler::euler::levels;
-use crate::sampler::sigmas::{SigmaGrid, vp_scales, x0_at_sigma};
+use crate::sampler::sigmas::{SigmaGrid, visits_each_level, vp_scales, x0_at_sigma};
 
 /// UniPC in its data-prediction form (Zhao et al. 2023, "UniPC", Algorithms 2 and 3 with
 /// B(h) = h for `bh1` or e^h − 1 for `bh2`), on any [`SigmaGrid`]. With λ = −log σ,
@@ -194,17 +193,7 @@ fn solve(n: usize, r: &impl Fn(usize, usize) -> f64, b: &[f64]) -> Vec<f64> {
 impl<const D: usize> ReverseSampler<D> for UniPcSampler {
     type State = UniPcState<D>;
 
-    fn visits(&self) -> &Visits {
-        self.grid.visits()
-    }
-
-    fn fractional_model_time(&self, i: usize) -> Option<f64> {
-        self.grid.fractional_time(i)
-    }
-
-    fn marginal(&self, i: usize) -> Option<(f64, f64)> {
-        self.grid.marginal(i)
-    }
+    visits_each_level!();
 
     fn needs_noise(&self, _i: usize) -> bool {
         false

@@ -585,7 +585,7 @@ fn unsupported_scheduler_options_are_named() {
     };
     let cases: Vec<(String, &str)> = vec![
         (
-            with(&ddpm, "_class_name", "LMSDiscreteScheduler".into()),
+            with(&ddpm, "_class_name", "PNDMScheduler".into()),
             "UniPCMultistepScheduler",
         ),
         (with(&ddpm, "beta_schedule", "laplace".into()), "laplace"),

@@ -359,6 +359,28 @@ fn guidance_combines_conditional_and_unconditional_outputs() {
             let l = labels.expect("labels").float().reshape([n, 1]);
             x_t * 0.5 + l
         }
+
+        fn denoise_fractional(
+            &self,
+            x_t: Tensor<2>,
+            t: Tensor<1>,
+            labels: Option<Tensor<1, Int>>,
+        ) -> Option<Tensor<2>> {
+            let n = x_t.dims()[0];
+            let l = labels.expect("labels").float().reshape([n, 1]);
+            Some(x_t * 0.5 + l + t.reshape([n, 1]))
+        }
+    }
+    struct IntegerOnly;
+    impl Denoiser<2> for IntegerOnly {
+        fn denoise(
+            &self,
+            x_t: Tensor<2>,
+            _: Tensor<1, Int>,
+            _: Option<Tensor<1, Int>>,
+        ) -> Tensor<2> {
+            x_t
+        }
     }
     on_each_device(|device| {
         let labels = Tensor::<1, Int>::from_ints([1, 2], device);
@@ -373,6 +395,33 @@ fn guidance_combines_conditional_and_unconditional_outputs() {
             1e-6,
             1e-6,
         );
+        // At fractional timesteps (the σ-grid samplers' `ModelTime::Fractional`): the same
+        // combination, with each example's own t passed to both halves.
+        let x = tensor(&[1.0, 2.0, 3.0, 4.0], [2, 2], device);
+        let t = Tensor::<1>::from_floats([2.5, 7.25], device);
+        let out = guided
+            .denoise_fractional(x.clone(), t.clone(), None)
+            .unwrap();
+        assert_close(
+            "guided, fractional t",
+            &values(out),
+            &[
+                0.5 + 4.0 + 2.5,
+                1.0 + 4.0 + 2.5,
+                1.5 + 8.0 + 7.25,
+                2.0 + 8.0 + 7.25,
+            ],
+            1e-6,
+            1e-6,
+        );
+        let plain = Guided::new(
+            &IntegerOnly,
+            Tensor::<1, Int>::from_ints([1, 2], device),
+            0,
+            3.0,
+        )
+        .unwrap();
+        assert!(plain.denoise_fractional(x, t, None).is_none());
         let process = VpProcess::new(ScheduleConfig::new().with_num_timesteps(20).init().unwrap());
         let ddim = DdimSampler::with_spacing(
             process,

@@ -1,6 +1,7 @@
 //! σ-grid samplers against diffusers: whole sampling loops of `EulerDiscreteScheduler`,
-//! `EulerAncestralDiscreteScheduler`, `HeunDiscreteScheduler` and
-//! `DPMSolverMultistepScheduler` (2M, 2M SDE, 3M, 3M SDE; Karras, exponential and Beta
+//! `EulerAncestralDiscreteScheduler`, `HeunDiscreteScheduler`,
+//! `DPMSolverMultistepScheduler` (2M, 2M SDE, 3M, 3M SDE), `UniPCMultistepScheduler` and
+//! `LMSDiscreteScheduler` (Karras, exponential and Beta
 //! σ's) made with diffusers 0.42.1 on a deterministic stand-in model with the injected
 //! noise fixed (`tests/data/diffusers/sigma_samplers.json`, see the fixture README).
 
