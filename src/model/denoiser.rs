@@ -11,7 +11,8 @@ use crate::error::{self, DiffusionError};
 /// Timesteps are the 0-based training timesteps (for a respaced schedule, the *original*
 /// timestep, as in [`crate::NoiseSchedule::original_timesteps`]).
 ///
-/// Any closure `Fn(Tensor<D>, Tensor<1, Int>) -> Tensor<D>` is a `Denoiser`; a Burn module
+/// Any closure `Fn(Tensor<D>, Tensor<1, Int>) -> Tensor<D>` is a `Denoiser` (one that
+/// also takes the labels is, wrapped in [`crate::model::LabeledFn`]); a Burn module
 /// implements the trait by calling its `forward`.
 ///
 /// # Shapes
@@ -214,11 +215,51 @@ fn check_call<const D: usize, M: Denoiser<D> + ?Sized>(
     model.check_input(&dims)
 }
 
+/// A closure that takes the class labels too, `Fn(x_t, t, labels) -> output`, as a
+/// [`Denoiser`] (a plain two-argument closure is one already, and ignores labels; Rust
+/// cannot give both closure shapes the trait directly).
+///
+/// # Example
+/// ```
+/// use burn::tensor::{Device, Int, Tensor};
+/// use burn_diffusion::{Denoiser, model::LabeledFn};
+///
+/// let model = LabeledFn(|x: Tensor<2>, _t: Tensor<1, Int>, labels: Option<Tensor<1, Int>>| {
+///     let n = x.dims()[0];
+///     match labels {
+///         Some(c) => x + c.float().reshape([n, 1]),
+///         None => x,
+///     }
+/// });
+/// let device = Device::flex();
+/// let labels = Tensor::<1, Int>::from_ints([2], &device);
+/// let out = model.denoise(Tensor::zeros([1, 1], &device), Tensor::zeros([1], &device), Some(labels));
+/// assert_eq!(out.into_data().to_vec::<f32>().unwrap(), vec![2.0]);
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct LabeledFn<F>(pub F);
+
+impl<const D: usize, F> Denoiser<D> for LabeledFn<F>
+where
+    F: Fn(Tensor<D>, Tensor<1, Int>, Option<Tensor<1, Int>>) -> Tensor<D>,
+{
+    /// Calls the closure with the labels.
+    fn denoise(
+        &self,
+        x_t: Tensor<D>,
+        t: Tensor<1, Int>,
+        labels: Option<Tensor<1, Int>>,
+    ) -> Tensor<D> {
+        (self.0)(x_t, t, labels)
+    }
+}
+
 impl<const D: usize, F> Denoiser<D> for F
 where
     F: Fn(Tensor<D>, Tensor<1, Int>) -> Tensor<D>,
 {
-    /// Calls the closure; class labels are ignored.
+    /// Calls the closure; class labels are ignored (see [`LabeledFn`] for a closure that
+    /// takes them).
     fn denoise(
         &self,
         x_t: Tensor<D>,

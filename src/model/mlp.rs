@@ -2,13 +2,13 @@
 
 use burn::config::Config;
 use burn::module::Module;
-use burn::nn::{Linear, LinearConfig};
+use burn::nn::{Embedding, EmbeddingConfig, Linear, LinearConfig};
 use burn::tensor::activation::silu;
 use burn::tensor::{Device, Int, Tensor};
 
 use crate::error::{self, DiffusionError};
 use crate::model::Denoiser;
-use crate::model::unet::{TimeEmbedding, sinusoidal};
+use crate::model::unet::{TimeEmbedding, sinusoidal, with_class_embedding};
 
 /// Configuration of [`Mlp`].
 ///
@@ -39,6 +39,12 @@ pub struct MlpConfig {
     /// Size of the sinusoidal timestep embedding.
     #[config(default = 32)]
     pub time_embedding: usize,
+    /// Number of classes for class conditioning (`None`: unconditional). A learned
+    /// embedding of the label (rows `0..=num_classes`; label `num_classes` is the null
+    /// label of classifier-free guidance) is added to the timestep embedding, as the
+    /// crate's UNet does.
+    #[config(default = "None")]
+    pub num_classes: Option<usize>,
 }
 
 impl MlpConfig {
@@ -71,7 +77,9 @@ impl MlpConfig {
             self.hidden as u128,
         );
         let outputs = self.out_dim.unwrap_or(self.dim) as u128;
+        let classes = self.num_classes.map_or(0, |n| n as u128 + 1);
         let parameters = [
+            classes.saturating_mul(self.time_embedding as u128),
             (inputs + 1).saturating_mul(width),
             (self.layers as u128 - 1).saturating_mul((width + 1).saturating_mul(width)),
             (width + 1).saturating_mul(outputs),
@@ -87,39 +95,62 @@ impl MlpConfig {
         Ok(Mlp {
             hidden,
             out: LinearConfig::new(self.hidden, self.out_dim.unwrap_or(self.dim)).init(device),
+            class_embedding: self
+                .num_classes
+                .map(|n| EmbeddingConfig::new(n + 1, self.time_embedding).init(device)),
             time_embedding: self.time_embedding,
         })
     }
 }
 
-/// An MLP on [x_t, sinusoidal(t)] with SiLU activations: the model of the 2-D examples.
+/// An MLP on [x_t, sinusoidal(t) (+ a class embedding)] with SiLU activations: the
+/// model of the 2-D examples.
 ///
 /// # Shapes
-/// - `x_t`: `[N, dim]`; `t`: `[N]`; output `[N, out_dim]`
+/// - `x_t`: `[N, dim]`; `t`: `[N]`; `labels`: `[N]` in `0..=num_classes`; output
+///   `[N, out_dim]`
 #[derive(Module, Debug)]
 pub struct Mlp {
     hidden: Vec<Linear>,
     out: Linear,
+    class_embedding: Option<Embedding>,
     time_embedding: usize,
 }
 
 impl Mlp {
-    /// The network's output at `(x_t, t)`.
+    /// The network's output at `(x_t, t)`, unconditional.
     pub fn forward(&self, x_t: Tensor<2>, t: Tensor<1, Int>) -> Tensor<2> {
-        self.forward_fractional(x_t, t.float())
+        self.forward_fractional(x_t, t.float(), None)
     }
 
-    /// [`Mlp::forward`] at fractional timesteps `t` (its embedding is smooth in t).
+    /// The network's output at `(x_t, t)` and, for a class-conditional model, `labels`
+    /// (ignored by an unconditional one; `None` adds no class embedding).
+    pub fn forward_labeled(
+        &self,
+        x_t: Tensor<2>,
+        t: Tensor<1, Int>,
+        labels: Option<Tensor<1, Int>>,
+    ) -> Tensor<2> {
+        self.forward_fractional(x_t, t.float(), labels)
+    }
+
+    /// [`Mlp::forward_labeled`] at fractional timesteps `t` (its embedding is smooth in t).
     ///
     /// # Shapes
-    /// - `x_t`: `[N, dim]`; `t`: `[N]`; output `[N, dim]`
-    pub fn forward_fractional(&self, x_t: Tensor<2>, t: Tensor<1>) -> Tensor<2> {
-        let temb = sinusoidal(
+    /// - `x_t`: `[N, dim]`; `t`: `[N]`; `labels`: `[N]`; output `[N, out_dim]`
+    pub fn forward_fractional(
+        &self,
+        x_t: Tensor<2>,
+        t: Tensor<1>,
+        labels: Option<Tensor<1, Int>>,
+    ) -> Tensor<2> {
+        let mut temb = sinusoidal(
             t,
             self.time_embedding,
             &TimeEmbedding::ddpm(),
             &x_t.device(),
         );
+        temb = with_class_embedding(temb, self.class_embedding.as_ref(), labels);
         let mut h = Tensor::cat(vec![x_t, temb], 1);
         for layer in &self.hidden {
             h = silu(layer.forward(h));
@@ -146,17 +177,17 @@ impl Denoiser<2> for Mlp {
         &self,
         x_t: Tensor<2>,
         t: Tensor<1, Int>,
-        _labels: Option<Tensor<1, Int>>,
+        labels: Option<Tensor<1, Int>>,
     ) -> Tensor<2> {
-        self.forward(x_t, t)
+        self.forward_labeled(x_t, t, labels)
     }
 
     fn denoise_fractional(
         &self,
         x_t: Tensor<2>,
         t: Tensor<1>,
-        _labels: Option<Tensor<1, Int>>,
+        labels: Option<Tensor<1, Int>>,
     ) -> Option<Tensor<2>> {
-        Some(self.forward_fractional(x_t, t))
+        Some(self.forward_fractional(x_t, t, labels))
     }
 }

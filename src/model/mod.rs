@@ -4,7 +4,9 @@
 mod denoiser;
 mod mlp;
 mod unet;
+mod with_labels;
 
-pub use denoiser::Denoiser;
+pub use denoiser::{Denoiser, LabeledFn};
 pub use mlp::{Mlp, MlpConfig};
 pub use unet::{TimeEmbedding, UNet, UNetConfig, timestep_embedding};
+pub use with_labels::WithLabels;

@@ -623,13 +623,7 @@ impl UNet {
         temb = self
             .temb_dense1
             .forward(silu(self.temb_dense0.forward(temb)));
-        if let (Some(embedding), Some(labels)) = (&self.class_embedding, labels) {
-            let n = labels.dims()[0];
-            temb = temb
-                + embedding
-                    .forward(labels.reshape([n, 1]))
-                    .reshape([n as i64, -1]);
-        }
+        temb = with_class_embedding(temb, self.class_embedding.as_ref(), labels);
         let mut skips = vec![self.conv_in.forward(x_t)];
         for stage in &self.down {
             let h = stage.forward(skips[skips.len() - 1].clone(), temb.clone());
@@ -805,6 +799,24 @@ pub fn timestep_embedding(
         ));
     }
     Ok(sinusoidal(t.float(), dim, &TimeEmbedding::ddpm(), device))
+}
+
+/// `temb` plus the class embedding of `labels` (`[N]` → `[N, width]`), when the model
+/// has one and labels are given; `temb` unchanged otherwise.
+pub(crate) fn with_class_embedding(
+    temb: Tensor<2>,
+    embedding: Option<&Embedding>,
+    labels: Option<Tensor<1, Int>>,
+) -> Tensor<2> {
+    match (embedding, labels) {
+        (Some(embedding), Some(labels)) => {
+            let n = labels.dims()[0];
+            temb + embedding
+                .forward(labels.reshape([n, 1]))
+                .reshape([n as i64, -1])
+        }
+        _ => temb,
+    }
 }
 
 /// [`timestep_embedding`] of a `variant`, for a `dim` ≥ 2 validated by a model's config.

@@ -3,6 +3,7 @@
 use burn::config::Config;
 
 use crate::error::{self, DiffusionError};
+use crate::train::LabelDropout;
 
 /// Hyperparameters of [`crate::train::Trainer`]: AdamW with linear learning-rate warmup,
 /// global gradient-norm clipping, an EMA of the weights and periodic checkpoints.
@@ -53,6 +54,16 @@ pub struct TrainConfig {
     /// Seed of every random choice: batches, timesteps, noise, dropout.
     #[config(default = 0)]
     pub seed: u64,
+    /// Label dropout for classifier-free guidance (Ho & Salimans 2022): the probability
+    /// that a training label is replaced by `null_label` (see
+    /// [`crate::train::LabelDropout`]; 0: never). Needs labelled examples
+    /// ([`crate::train::Examples::labeled`]) and a `null_label`.
+    #[config(default = 0.0)]
+    pub p_uncond: f64,
+    /// The null label that dropped labels become (for the crate's UNet and Mlp, their
+    /// `num_classes`).
+    #[config(default = "None")]
+    pub null_label: Option<i64>,
 }
 
 impl TrainConfig {
@@ -107,7 +118,29 @@ impl TrainConfig {
                 "must be in [0, 1]",
             ));
         }
-        Ok(())
+        self.label_dropout().map(|_| ())
+    }
+
+    /// The label dropout of `p_uncond` and `null_label` (`None` for `p_uncond` = 0).
+    ///
+    /// # Errors
+    /// As [`crate::train::LabelDropout::new`]; a `p_uncond` > 0 without a `null_label`.
+    pub fn label_dropout(&self) -> error::Result<Option<LabelDropout>> {
+        if self.p_uncond == 0.0 {
+            return Ok(None);
+        }
+        LabelDropout::new(self.p_uncond, 0)?; // the probability first
+        let null = self.null_label.ok_or_else(|| {
+            DiffusionError::config(
+                "null_label",
+                "None",
+                format!(
+                    "p_uncond = {} replaces labels by the null label: set null_label (the model's num_classes)",
+                    self.p_uncond
+                ),
+            )
+        })?;
+        LabelDropout::new(self.p_uncond, null).map(Some)
     }
 }
 
@@ -143,6 +176,14 @@ mod tests {
             (
                 TrainConfig::new(1).with_keep_checkpoints(0),
                 "keep_checkpoints",
+            ),
+            (TrainConfig::new(1).with_p_uncond(1.5), "p_uncond"),
+            (TrainConfig::new(1).with_p_uncond(0.1), "null_label"),
+            (
+                TrainConfig::new(1)
+                    .with_p_uncond(0.1)
+                    .with_null_label(Some(-1)),
+                "null_label",
             ),
         ];
         for (config, name) in cases {

@@ -6,6 +6,7 @@ mod checkpoint;
 mod clip;
 mod config;
 mod ema;
+mod label_dropout;
 #[cfg(feature = "train")]
 mod learner;
 mod trainer;
@@ -14,7 +15,8 @@ pub use checkpoint::{Checkpoint, CheckpointState};
 pub use clip::{clip_grad_norm, clip_grad_norm_on_device};
 pub use config::TrainConfig;
 pub use ema::Ema;
+pub use label_dropout::LabelDropout;
 #[cfg(feature = "train")]
 #[cfg_attr(docsrs, doc(cfg(feature = "train")))]
 pub use learner::{DiffusionBatch, DiffusionBatcher, DiffusionObjective};
-pub use trainer::{FitOptions, FitSummary, StepStats, Trainer};
+pub use trainer::{Examples, FitOptions, FitSummary, StepStats, Trainer};

@@ -14,8 +14,60 @@ use super::config::TrainConfig;
 use super::ema::Ema;
 use crate::error::{self, DiffusionError};
 use crate::loss::Loss;
-use crate::model::Denoiser;
+use crate::model::{Denoiser, WithLabels};
 use crate::noise::SeededRng;
+
+/// The examples a [`Trainer`] draws its batches from: the data and, for a
+/// class-conditional model, one label per example. A plain `&Tensor` is unlabelled
+/// examples, so `trainer.fit(&data, …)` trains an unconditional model and
+/// `trainer.fit(Examples::labeled(&data, &labels)?, …)` a conditional one (with
+/// [`TrainConfig::p_uncond`] label dropout for classifier-free guidance).
+///
+/// # Shapes
+/// - data: `[N, ...]`; labels: `[N]`
+#[derive(Debug, Clone, Copy)]
+pub struct Examples<'a, const D: usize> {
+    data: &'a Tensor<D>,
+    labels: Option<&'a Tensor<1, Int>>,
+}
+
+impl<'a, const D: usize> Examples<'a, D> {
+    /// `data` with one class label per example.
+    ///
+    /// # Errors
+    /// [`DiffusionError::ShapeMismatch`] if there are not as many labels as examples.
+    pub fn labeled(data: &'a Tensor<D>, labels: &'a Tensor<1, Int>) -> error::Result<Self> {
+        let (n, got) = (data.dims()[0], labels.dims()[0]);
+        if n != got {
+            return Err(DiffusionError::ShapeMismatch {
+                what: "labels vs the training examples",
+                expected: vec![n],
+                got: vec![got],
+            });
+        }
+        Ok(Self {
+            data,
+            labels: Some(labels),
+        })
+    }
+
+    /// The data, `[N, ...]`.
+    pub fn data(&self) -> &'a Tensor<D> {
+        self.data
+    }
+
+    /// The labels, `[N]`, if any.
+    pub fn labels(&self) -> Option<&'a Tensor<1, Int>> {
+        self.labels
+    }
+}
+
+impl<'a, const D: usize> From<&'a Tensor<D>> for Examples<'a, D> {
+    /// Unlabelled examples.
+    fn from(data: &'a Tensor<D>) -> Self {
+        Self { data, labels: None }
+    }
+}
 
 /// What one optimizer step did.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -230,28 +282,46 @@ where
     /// # Errors
     /// [`DiffusionError::InvalidConfig`] if `N < batch_size`; the loss's errors (shapes);
     /// [`DiffusionError::NonFiniteLoss`] if the loss is NaN or infinite.
-    pub fn train_step(&mut self, data: &Tensor<D>) -> error::Result<StepStats> {
-        self.step_reading(data, true)
+    pub fn train_step<'a>(
+        &mut self,
+        examples: impl Into<Examples<'a, D>>,
+    ) -> error::Result<StepStats> {
+        self.step_reading(examples.into(), true)
     }
 
     /// One optimizer step; with `read`, the loss is read back and checked, and so is the
     /// gradient norm; without, the step makes no device-to-host read.
-    fn step_reading(&mut self, data: &Tensor<D>, read: bool) -> error::Result<StepStats> {
+    fn step_reading(&mut self, examples: Examples<'_, D>, read: bool) -> error::Result<StepStats> {
         let step = self.step;
+        let data = examples.data;
         let indices = batch_indices(
             data.dims()[0],
             self.config.batch_size,
             self.config.seed,
             step,
         )?;
-        let index = Tensor::<1, Int>::from_data(
-            TensorData::new(indices.iter().map(|&i| i as i64).collect(), [indices.len()]),
-            &data.device(),
-        );
-        let x0 = data.clone().select(0, index).to_device(&self.device);
+        let index = |device: &Device| {
+            Tensor::<1, Int>::from_data(
+                TensorData::new(indices.iter().map(|&i| i as i64).collect(), [indices.len()]),
+                device,
+            )
+        };
+        let x0 = data
+            .clone()
+            .select(0, index(&data.device()))
+            .to_device(&self.device);
+        let labels = self.batch_labels(examples.labels, step, index)?;
         let seed = stream_seed(self.config.seed, step as u64, Stream::Step);
         self.device.seed(seed);
-        let loss = self.loss.loss_seeded(&self.model, x0, seed)?.loss.mean();
+        let loss = match labels {
+            Some(labels) => {
+                let model = WithLabels::new(&self.model, labels);
+                self.loss.loss_seeded(&model, x0, seed)
+            }
+            None => self.loss.loss_seeded(&self.model, x0, seed),
+        }?
+        .loss
+        .mean();
         let value = match read {
             true => Some(crate::host::read_scalar(loss.clone(), "loss")?),
             false => None,
@@ -303,13 +373,13 @@ where
     /// `options.log_every` is 0; the errors
     /// of [`Trainer::train_step`]; [`DiffusionError::Checkpoint`] and
     /// [`DiffusionError::Data`] for files that cannot be written.
-    pub fn fit(
+    pub fn fit<'a>(
         &mut self,
-        data: &Tensor<D>,
+        examples: impl Into<Examples<'a, D>>,
         until_step: usize,
         options: &FitOptions,
     ) -> error::Result<FitSummary> {
-        self.fit_with(data, until_step, options, |_| {})
+        self.fit_with(examples, until_step, options, |_| {})
     }
 
     /// [`Trainer::fit`], calling `on_step(&stats)` after every optimizer step (before its
@@ -347,9 +417,9 @@ where
     ///
     /// # Errors
     /// Those of [`Trainer::fit`].
-    pub fn fit_with(
+    pub fn fit_with<'a>(
         &mut self,
-        data: &Tensor<D>,
+        examples: impl Into<Examples<'a, D>>,
         until_step: usize,
         options: &FitOptions,
         mut on_step: impl FnMut(&StepStats),
@@ -364,6 +434,7 @@ where
         if options.log_every == 0 {
             return Err(DiffusionError::config("log_every", 0, "must be at least 1"));
         }
+        let examples = examples.into();
         let mut log = match &options.log_csv {
             Some(path) => Some(CsvLog::open(path, self.step)?),
             None => None,
@@ -381,7 +452,7 @@ where
             let read = next.is_multiple_of(options.log_every)
                 || checkpoint.is_some()
                 || next == until_step;
-            let stats = self.step_reading(data, read)?;
+            let stats = self.step_reading(examples, read)?;
             if let Some(loss) = stats.loss {
                 total += loss;
                 read_steps += 1;
@@ -403,6 +474,39 @@ where
             },
             seconds: start.elapsed().as_secs_f64(),
         })
+    }
+
+    /// The labels of step `step`'s batch (the examples at `index`), after the configured
+    /// label dropout (seeded by the run's seed and the step).
+    ///
+    /// # Errors
+    /// `p_uncond` > 0 for unlabelled examples.
+    fn batch_labels(
+        &self,
+        labels: Option<&Tensor<1, Int>>,
+        step: usize,
+        index: impl Fn(&Device) -> Tensor<1, Int>,
+    ) -> error::Result<Option<Tensor<1, Int>>> {
+        let dropout = self.config.label_dropout()?;
+        let Some(labels) = labels else {
+            return match dropout {
+                Some(d) => Err(DiffusionError::config(
+                    "p_uncond",
+                    d.p_uncond(),
+                    "label dropout needs labelled examples (Examples::labeled)",
+                )),
+                None => Ok(None),
+            };
+        };
+        let batch = labels
+            .clone()
+            .select(0, index(&labels.device()))
+            .to_device(&self.device);
+        let seed = stream_seed(self.config.seed, step as u64, Stream::Labels);
+        Ok(Some(match dropout {
+            Some(d) => d.apply(batch, seed),
+            None => batch,
+        }))
     }
 
     /// Writes a checkpoint of the current step under `root` (see [`Checkpoint`]).
@@ -431,6 +535,7 @@ where
 enum Stream {
     Step = 1,
     Epoch = 2,
+    Labels = 3,
 }
 
 /// A seed for `stream` at position `index`, a function of the run's `seed` alone.

@@ -772,3 +772,51 @@ fn zero_terminal_snr_weights_are_finite_or_rejected() {
         .is_err()
     );
 }
+
+/// A class-conditional model trained through a loss: the losses call the model without
+/// labels, so `WithLabels` binds them, with `LabelDropout` applied first. With a model
+/// that predicts ε̂ = its label, the ε-MSE of example i is mean_j (c_i − ε_ij)², computed
+/// here from the noise; dropped labels use the null label.
+#[test]
+fn losses_pass_bound_labels_to_the_model() {
+    use burn_diffusion::{model::WithLabels, train::LabelDropout};
+    struct LabelIsEps;
+    impl Denoiser<2> for LabelIsEps {
+        fn denoise(
+            &self,
+            x: Tensor<2>,
+            _t: Tensor<1, Int>,
+            labels: Option<Tensor<1, Int>>,
+        ) -> Tensor<2> {
+            let n = x.dims()[0];
+            x.zeros_like() + labels.expect("labels").float().reshape([n, 1])
+        }
+    }
+    let device = Device::flex();
+    let process = VpProcess::new(ScheduleConfig::new().with_num_timesteps(50).init().unwrap());
+    let loss = SimpleLoss::new(process, Prediction::Epsilon, Weighting::Uniform).unwrap();
+    let (n, d) = (16, 3);
+    let labels: Vec<i64> = (0..n as i64).map(|i| i % 4).collect();
+    let dropout = LabelDropout::new(0.5, 7).unwrap();
+    let dropped = dropout.dropped(n, 11);
+    let bound = dropout.apply(Tensor::<1, Int>::from_ints(labels.as_slice(), &device), 11);
+    let x0 = randn::<2>([n, d], 1, &device);
+    let noise = randn::<2>([n, d], 2, &device);
+    let t = Timesteps::new((0..n).map(|i| i * 3 % 50).collect());
+    let got = values(
+        loss.loss(&WithLabels::new(&LabelIsEps, bound), x0, &t, noise.clone())
+            .unwrap()
+            .loss,
+    );
+    let eps = values(noise);
+    for i in 0..n {
+        let c = if dropped[i] { 7.0 } else { labels[i] as f64 };
+        let want = (0..d).map(|j| (c - eps[i * d + j]).powi(2)).sum::<f64>() / d as f64;
+        assert!(
+            (got[i] - want).abs() < 1e-4 * want.max(1.0),
+            "example {i}: {} vs {want}",
+            got[i]
+        );
+    }
+    assert!(dropped.iter().any(|&b| b) && dropped.iter().any(|&b| !b));
+}
