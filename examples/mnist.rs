@@ -5,6 +5,7 @@
 //! ```text
 //! cargo run --release --example mnist                       # the digits: minutes on a CPU
 //! cargo run --release --example mnist -- --dataset mnist    # MNIST: hours on 2 CPU cores
+//! cargo run --release --example mnist -- --cond             # class-conditional, guided grids
 //! ```
 //!
 //! Only the 10,000 test images of MNIST and Fashion-MNIST ship with the crate; they are
@@ -16,18 +17,19 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use burn::config::Config;
-use burn::tensor::Device;
+use burn::tensor::{Device, Int, Tensor};
 use burn_diffusion::NoiseSchedule;
 use burn_diffusion::data::ImageDataset;
 use burn_diffusion::{
     image::write_png_grid_scaled,
     loss::{Decoder, SimpleLoss, VlbLoss, Weighting},
-    model::{UNet, UNetConfig},
+    model::{UNet, UNetConfig, WithLabels},
     prediction::{Parameterization, Prediction, VarianceKind},
     process::VpProcess,
     progress::ConsoleProgress,
-    schedule::ScheduleConfig,
-    train::{Checkpoint, FitOptions, TrainConfig, Trainer},
+    sampler::Guided,
+    schedule::{DiscreteSchedule, ScheduleConfig},
+    train::{Checkpoint, Examples, FitOptions, TrainConfig, Trainer},
 };
 use clap::{Parser, ValueEnum};
 use common::{exit_on_error, parse_sampler, sample_with};
@@ -67,6 +69,13 @@ struct Args {
     /// seed of the split, training and sampling
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// train class-conditionally (labels 0–9) with label dropout, for classifier-free
+    /// guidance; the final grids have one row per class, at guidance scales 0, 1 and 3
+    #[arg(long)]
+    cond: bool,
+    /// with --cond: the probability that a training label is dropped to the null label
+    #[arg(long, default_value_t = 0.1)]
+    p_uncond: f64,
     /// output folder
     #[arg(long, default_value = "out/mnist")]
     out: PathBuf,
@@ -90,6 +99,10 @@ enum DatasetName {
 pub const UNET_CONFIG: &str = "unet.json";
 /// The schedule's configuration.
 pub const SCHEDULE_CONFIG: &str = "schedule.json";
+/// Classes of every dataset here; label 10 is the null label of a `--cond` model.
+const CLASSES: usize = 10;
+/// The guidance scales w of the `--cond` grids (ε̃ = (1 + w)·ε(x, c) − w·ε(x, ∅)).
+const GUIDANCE: [f64; 3] = [0.0, 1.0, 3.0];
 
 fn main() {
     let Args {
@@ -103,6 +116,8 @@ fn main() {
         sampler,
         sample_steps,
         seed,
+        cond,
+        p_uncond,
         out,
         data_dir,
     } = Args::parse();
@@ -112,6 +127,10 @@ fn main() {
 
     // Data as 8-bit images in [−1, 1] (the digits' 17 levels are rendered on 256), split.
     let (data, unet) = exit_on_error(load(dataset, &data_dir));
+    let unet = match cond {
+        true => unet.with_num_classes(Some(CLASSES)),
+        false => unet,
+    };
     let data = exit_on_error(data.quantized(256));
     let (train, held) = exit_on_error(data.split(held_out, seed));
     println!(
@@ -138,7 +157,9 @@ fn main() {
         .with_warmup_steps(200)
         .with_ema_decay(0.999)
         .with_checkpoint_every(sample_every)
-        .with_seed(seed);
+        .with_seed(seed)
+        .with_p_uncond(if cond { p_uncond } else { 0.0 })
+        .with_null_label(cond.then_some(CLASSES as i64));
     let root = out.join("checkpoints");
     let mut trainer = exit_on_error(Trainer::new(config, model, loss, &device));
     if let Some(checkpoint) = exit_on_error(Checkpoint::latest(&root)) {
@@ -166,28 +187,35 @@ fn main() {
     let [c, h, w] = data.image_shape();
     let scale = (64 / h).max(1);
     let train_x = train.to_tensor(&device);
-    let draw = |model: &UNet, count: usize, seed: u64| {
-        let shape = [count, c, h, w];
-        exit_on_error(sample_with(
-            &sampler,
-            sample_steps,
-            &schedule,
-            model,
-            shape,
-            &device,
-            seed,
-        ))
+    let everyone: Vec<usize> = (0..train.len()).collect();
+    let train_labels = exit_on_error(train.batch_labels(&everyone, &device));
+    let examples = match cond {
+        true => exit_on_error(Examples::labeled(&train_x, &train_labels)),
+        false => Examples::from(&train_x),
+    };
+    let grids = Grids {
+        sampler: &sampler,
+        steps: sample_steps,
+        schedule: &schedule,
+        shape: [c, h, w],
+        device: &device,
+    };
+    // Unconditional: 16 samples. Conditional: a row of 4 per class, unguided.
+    let draw = |model: &UNet, count: usize, seed: u64| match cond {
+        true => grids.classes(model, count, 0.0, seed),
+        false => grids.draw(model, count, seed),
     };
     while trainer.step() < steps {
         let until = (trainer.step() / sample_every + 1) * sample_every;
         let bar = ConsoleProgress::new(steps, "train").continuing_after(trainer.step());
-        let summary = exit_on_error(trainer.fit_with(&train_x, until.min(steps), &options, |s| {
+        let summary = exit_on_error(trainer.fit_with(examples, until.min(steps), &options, |s| {
             bar.update(s.step, s.loss)
         }));
         bar.finish();
-        let grid = draw(&trainer.ema_model(), 16, seed + 1);
+        let (count, columns) = if cond { (4 * CLASSES, 4) } else { (16, 4) };
+        let grid = draw(&trainer.ema_model(), count, seed + 1);
         let png = out.join(format!("samples-step-{:06}.png", trainer.step()));
-        exit_on_error(write_png_grid_scaled(&png, grid, 4, scale));
+        exit_on_error(write_png_grid_scaled(&png, grid, columns, scale));
         println!(
             "step {}: mean loss {:.4} over the last {} steps; wrote {}",
             trainer.step(),
@@ -198,14 +226,28 @@ fn main() {
     }
 
     let model = trainer.ema_model();
-    let grid = draw(&model, 64, seed + 2);
-    let png = out.join("samples.png");
-    exit_on_error(write_png_grid_scaled(&png, grid, 8, scale));
-    println!(
-        "wrote {} ({}, {sample_steps} steps)",
-        png.display(),
-        sampler
-    );
+    if cond {
+        // One row of 8 per class (row c: class c), at each guidance scale.
+        for w in GUIDANCE {
+            let grid = grids.classes(&model, 8 * CLASSES, w, seed + 2);
+            let png = out.join(format!("samples-guidance-{w}.png"));
+            exit_on_error(write_png_grid_scaled(&png, grid, 8, scale));
+            println!(
+                "wrote {} (row c: class c, guidance scale {w}; {}, {sample_steps} steps)",
+                png.display(),
+                sampler
+            );
+        }
+    } else {
+        let grid = draw(&model, 64, seed + 2);
+        let png = out.join("samples.png");
+        exit_on_error(write_png_grid_scaled(&png, grid, 8, scale));
+        println!(
+            "wrote {} ({}, {sample_steps} steps)",
+            png.display(),
+            sampler
+        );
+    }
 
     if eval > 0 {
         // The full bound L_0 + Σ L_{t−1} + L_T (Ho et al. 2020, eq. 5) with σ_t² = β_t and
@@ -213,13 +255,21 @@ fn main() {
         let count = eval.min(held.len());
         let indices: Vec<usize> = (0..count).collect();
         let x0 = exit_on_error(held.batch(&indices, &device));
+        let labels = exit_on_error(held.batch_labels(&indices, &device));
         let parameterization = Parameterization::new()
             .with_prediction(Prediction::Epsilon)
             .with_variance(VarianceKind::FixedLarge);
         let vlb = VlbLoss::new(process, parameterization, Decoder::Discretized);
         let bar = ConsoleProgress::new(schedule.num_timesteps(), "bound (timesteps)");
         let report = |done: usize, _total: usize| bar.update(done, None);
-        let bound = exit_on_error(vlb.evaluate_bound_seeded(&model, x0, seed + 3, report));
+        // A conditional model's bound is of p(x_0 | c), given each image's own label.
+        let bound = match cond {
+            true => {
+                vlb.evaluate_bound_seeded(&WithLabels::new(&model, labels), x0, seed + 3, report)
+            }
+            false => vlb.evaluate_bound_seeded(&model, x0, seed + 3, report),
+        };
+        let bound = exit_on_error(bound);
         bar.finish();
         let bpd: Vec<f32> = exit_on_error(
             bound
@@ -236,9 +286,56 @@ fn main() {
             / (n - 1.0).max(1.0))
         .sqrt();
         println!(
-            "held-out negative log-likelihood bound: {mean:.3} ± {:.3} bits/dim ({count} images, EMA weights)",
+            "held-out negative log-likelihood bound{}: {mean:.3} ± {:.3} bits/dim ({count} images, EMA weights)",
+            if cond { " given the label" } else { "" },
             sd / n.sqrt()
         );
+    }
+}
+
+/// How the sample grids are drawn.
+struct Grids<'a> {
+    sampler: &'a str,
+    steps: usize,
+    schedule: &'a DiscreteSchedule,
+    shape: [usize; 3],
+    device: &'a Device,
+}
+
+impl Grids<'_> {
+    /// `count` unconditional samples.
+    fn draw(&self, model: &UNet, count: usize, seed: u64) -> Tensor<4> {
+        let [c, h, w] = self.shape;
+        exit_on_error(sample_with(
+            self.sampler,
+            self.steps,
+            self.schedule,
+            model,
+            [count, c, h, w],
+            self.device,
+            seed,
+        ))
+    }
+
+    /// `count` samples of a class-conditional model, sample i of class
+    /// ⌊i / (count / 10)⌋ (rows of classes), with guidance scale `w`.
+    fn classes(&self, model: &UNet, count: usize, w: f64, seed: u64) -> Tensor<4> {
+        let per_class = (count / CLASSES).max(1);
+        let labels: Vec<i64> = (0..count)
+            .map(|i| ((i / per_class) % CLASSES) as i64)
+            .collect();
+        let labels = Tensor::<1, Int>::from_ints(labels.as_slice(), self.device);
+        let guided = exit_on_error(Guided::new(model, labels, CLASSES as i64, w));
+        let [c, h, ww] = self.shape;
+        exit_on_error(sample_with(
+            self.sampler,
+            self.steps,
+            self.schedule,
+            &guided,
+            [count, c, h, ww],
+            self.device,
+            seed,
+        ))
     }
 }
 

@@ -3,6 +3,7 @@
 //!
 //! ```text
 //! cargo run --release --example sample -- --run out/mnist --sampler "DPM++ 2M Karras" --steps 20
+//! cargo run --release --example sample -- --run out/mnist-cond --label 7   # a --cond run's class 7
 //! ```
 
 mod common;
@@ -10,9 +11,12 @@ mod common;
 use std::path::PathBuf;
 
 use burn::config::Config;
-use burn::tensor::Device;
+use burn::tensor::{Device, Tensor};
 use burn_diffusion::{
-    image::write_png_grid_scaled, model::UNetConfig, schedule::ScheduleConfig, train::Checkpoint,
+    image::write_png_grid_scaled,
+    model::{UNetConfig, WithLabels},
+    schedule::ScheduleConfig,
+    train::Checkpoint,
 };
 use clap::{Parser, ValueEnum};
 use common::{exit_on_error, parse_sampler, sample_with};
@@ -42,6 +46,10 @@ struct Args {
     /// noise seed
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// for a class-conditional run (mnist --cond): the class to draw [default: the null
+    /// label, the unconditional model]
+    #[arg(long)]
+    label: Option<i64>,
     /// PNG to write [default: RUN/sample-SAMPLER-STEPS.png]
     #[arg(long)]
     out: Option<PathBuf>,
@@ -64,6 +72,7 @@ fn main() {
         count,
         weights,
         seed,
+        label,
         out,
     } = Args::parse();
     let count = count as usize;
@@ -99,15 +108,22 @@ fn main() {
     );
     let (c, h, w) = (unet.in_channels, unet.resolution, unet.resolution);
     let start = std::time::Instant::now();
-    let images = exit_on_error(sample_with(
-        &sampler,
-        steps,
-        &schedule,
-        &model,
-        [count, c, h, w],
-        &device,
-        seed,
-    ));
+    let shape = [count, c, h, w];
+    let images = exit_on_error(match (unet.num_classes, label) {
+        (None, None) => sample_with(&sampler, steps, &schedule, &model, shape, &device, seed),
+        (None, Some(_)) => Err("--label: this run's model is not class-conditional".to_string()),
+        (Some(classes), label) => {
+            let label = label.unwrap_or(classes as i64);
+            if (0..=classes as i64).contains(&label) {
+                let labeled = WithLabels::new(&model, Tensor::full([count], label, &device));
+                sample_with(&sampler, steps, &schedule, &labeled, shape, &device, seed)
+            } else {
+                Err(format!(
+                    "--label {label}: the model has classes 0..{classes} and the null label {classes}"
+                ))
+            }
+        }
+    });
     let columns = (count as f64).sqrt().ceil() as usize;
     exit_on_error(write_png_grid_scaled(
         &out,
