@@ -28,7 +28,7 @@ struct Args {
     /// the mnist example's --out folder
     #[arg(long, default_value = "out/mnist")]
     run: PathBuf,
-    /// sampler, by name: ddpm, ddim, euler, euler_a, heun, dpmpp_2m, dpmpp_2m_sde,
+    /// sampler, by name: ddpm, ddim, euler, euler_a, heun, lms, dpmpp_2m, dpmpp_2m_sde,
     /// dpmpp_3m, dpmpp_3m_sde, unipc, unipc_bh1, unipc_3, unipc_bh1_3 (each σ-grid one
     /// also with _karras, _exponential or _beta),
     /// heun_vp, euler_maruyama; A1111's names ("DPM++ 2M Karras") work too
