@@ -18,14 +18,16 @@ use std::path::{Path, PathBuf};
 
 use burn::config::Config;
 use burn::tensor::{Device, Int, Tensor};
-use burn_diffusion::NoiseSchedule;
 use burn_diffusion::data::ImageDataset;
 use burn_diffusion::{
     image::write_png_grid_scaled,
     loss::{Decoder, SimpleLoss, VlbLoss, Weighting},
     model::{UNet, UNetConfig, WithLabels},
-    prediction::{Parameterization, Prediction, VarianceKind},
-    process::VpProcess,
+    prediction::{
+        DecoderVariance, EpsSecondMoment, Parameterization, Prediction, ReverseVariances,
+        VarianceKind,
+    },
+    process::{ForwardProcess, VpProcess},
     progress::ConsoleProgress,
     sampler::Guided,
     schedule::{DiscreteSchedule, ScheduleConfig},
@@ -250,47 +252,149 @@ fn main() {
     }
 
     if eval > 0 {
-        // The full bound L_0 + Σ L_{t−1} + L_T (Ho et al. 2020, eq. 5) with σ_t² = β_t and
-        // the discretized decoder, in bits/dim, on `eval` held-out images.
         let count = eval.min(held.len());
-        let indices: Vec<usize> = (0..count).collect();
-        let x0 = exit_on_error(held.batch(&indices, &device));
-        let labels = exit_on_error(held.batch_labels(&indices, &device));
+        let held_ids: Vec<usize> = (0..count).collect();
+        let x0 = exit_on_error(held.batch(&held_ids, &device));
+        let labels = exit_on_error(held.batch_labels(&held_ids, &device));
+        // Analytic-DPM's statistic E‖ε_θ(x_t, t)‖²/d, on as many training images.
+        let fit_ids: Vec<usize> = (0..count.max(2).min(train.len())).collect();
+        let fit = exit_on_error(train.batch(&fit_ids, &device));
+        let fit_labels = exit_on_error(train.batch_labels(&fit_ids, &device));
+        let bounds = Bounds {
+            process: &process,
+            cond,
+            seed,
+        };
+        exit_on_error(bounds.report(&model, (x0, labels), (fit, fit_labels)));
+    }
+}
+
+/// The held-out bound L_0 + Σ L_{t−1} + L_T (Ho et al. 2020, eq. 5) with the discretized
+/// decoder, in bits/dim, under three choices of the reverse variances.
+struct Bounds<'a> {
+    process: &'a VpProcess,
+    cond: bool,
+    seed: u64,
+}
+
+impl Bounds<'_> {
+    /// Prints the bound with σ_t² = β_t and the decoder β̃_1 (improved-diffusion's
+    /// convention, the one published bits/dim use), with the decoder β_0, and with
+    /// Analytic-DPM's optimal variances estimated on `fit` (training images), each
+    /// with the same noise, so that their differences are paired.
+    fn report(
+        &self,
+        model: &UNet,
+        held: (Tensor<4>, Tensor<1, Int>),
+        fit: (Tensor<4>, Tensor<1, Int>),
+    ) -> Result<(), String> {
         let parameterization = Parameterization::new()
             .with_prediction(Prediction::Epsilon)
             .with_variance(VarianceKind::FixedLarge);
-        let vlb = VlbLoss::new(process, parameterization, Decoder::Discretized);
-        let bar = ConsoleProgress::new(schedule.num_timesteps(), "bound (timesteps)");
-        let report = |done: usize, _total: usize| bar.update(done, None);
-        // A conditional model's bound is of p(x_0 | c), given each image's own label.
-        let bound = match cond {
-            true => {
-                vlb.evaluate_bound_seeded(&WithLabels::new(&model, labels), x0, seed + 3, report)
-            }
-            false => vlb.evaluate_bound_seeded(&model, x0, seed + 3, report),
-        };
-        let bound = exit_on_error(bound);
-        bar.finish();
-        let bpd: Vec<f32> = exit_on_error(
-            bound
-                .total_bpd
-                .try_into_vec_as::<f32>()
-                .map_err(|e| format!("{e:?}")),
-        );
-        let n = bpd.len() as f64;
-        let mean = bpd.iter().map(|v| f64::from(*v)).sum::<f64>() / n;
-        let sd = (bpd
-            .iter()
-            .map(|v| (f64::from(*v) - mean).powi(2))
-            .sum::<f64>()
-            / (n - 1.0).max(1.0))
-        .sqrt();
+        let fixed =
+            |decoder| ReverseVariances::fixed(self.process, VarianceKind::FixedLarge, decoder);
+        let (fit_x, fit_labels) = fit;
+        let examples = fit_x.dims()[0];
+        let gamma = match self.cond {
+            true => EpsSecondMoment::estimate(
+                &WithLabels::new(model, fit_labels),
+                self.process,
+                parameterization,
+                &fit_x,
+                64,
+                self.seed + 4,
+            ),
+            false => EpsSecondMoment::estimate(
+                model,
+                self.process,
+                parameterization,
+                &fit_x,
+                64,
+                self.seed + 4,
+            ),
+        }
+        .map_err(|e| e.to_string())?;
+        let choices = [
+            (
+                "σ_t² = β_t, decoder β̃_1 (published convention)",
+                fixed(DecoderVariance::Clipped),
+            ),
+            (
+                "σ_t² = β_t, decoder β_0",
+                fixed(DecoderVariance::Transition),
+            ),
+            (
+                "Analytic-DPM σ*_t² (optimal, Bao et al. 2022)",
+                ReverseVariances::analytic(self.process, &gamma),
+            ),
+        ];
+        let count = held.0.dims()[0];
         println!(
-            "held-out negative log-likelihood bound{}: {mean:.3} ± {:.3} bits/dim ({count} images, EMA weights)",
-            if cond { " given the label" } else { "" },
-            sd / n.sqrt()
+            "held-out negative log-likelihood bound{} in bits/dim ({count} images, EMA weights; Analytic-DPM's E‖ε_θ‖² from {examples} training images):",
+            if self.cond { " given the label" } else { "" },
         );
+        let mut first: Option<Vec<f64>> = None;
+        for (name, table) in choices {
+            let vlb = VlbLoss::new(self.process.clone(), parameterization, Decoder::Discretized)
+                .with_reverse_variances(table.map_err(|e| e.to_string())?)
+                .map_err(|e| e.to_string())?;
+            let bpd = self.bound(&vlb, model, held.clone())?;
+            let (mean, se) = mean_se(&bpd);
+            let change = match &first {
+                Some(base) => {
+                    let diff: Vec<f64> = bpd.iter().zip(base).map(|(a, b)| a - b).collect();
+                    let (d, d_se) = mean_se(&diff);
+                    format!("   (change {d:+.3} ± {d_se:.3})")
+                }
+                None => String::new(),
+            };
+            // Pad by what the terminal shows: a combining tilde (β̃) takes no column.
+            let shown = name
+                .chars()
+                .filter(|c| !('\u{300}'..='\u{36f}').contains(c))
+                .count();
+            let pad = " ".repeat(48usize.saturating_sub(shown));
+            println!("  {name}{pad} {mean:.3} ± {se:.3}{change}");
+            first.get_or_insert(bpd);
+        }
+        Ok(())
     }
+
+    /// Per-image bits/dim of the bound under `vlb`; a conditional model's is of
+    /// p(x_0 | c), given each image's own label.
+    fn bound(
+        &self,
+        vlb: &VlbLoss<VpProcess>,
+        model: &UNet,
+        (x0, labels): (Tensor<4>, Tensor<1, Int>),
+    ) -> Result<Vec<f64>, String> {
+        let bar = ConsoleProgress::new(self.process.num_timesteps(), "bound (timesteps)");
+        let report = |done: usize, _total: usize| bar.update(done, None);
+        let bound = match self.cond {
+            true => vlb.evaluate_bound_seeded(
+                &WithLabels::new(model, labels),
+                x0,
+                self.seed + 3,
+                report,
+            ),
+            false => vlb.evaluate_bound_seeded(model, x0, self.seed + 3, report),
+        }
+        .map_err(|e| e.to_string())?;
+        bar.finish();
+        let bpd: Vec<f32> = bound
+            .total_bpd
+            .try_into_vec_as::<f32>()
+            .map_err(|e| format!("{e:?}"))?;
+        Ok(bpd.into_iter().map(f64::from).collect())
+    }
+}
+
+/// Mean and standard error of the mean.
+fn mean_se(values: &[f64]) -> (f64, f64) {
+    let n = values.len() as f64;
+    let mean = values.iter().sum::<f64>() / n;
+    let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0).max(1.0);
+    (mean, (var / n).sqrt())
 }
 
 /// How the sample grids are drawn.

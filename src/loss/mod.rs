@@ -11,6 +11,7 @@ mod weighting;
 
 #[cfg(feature = "train")]
 pub(crate) use base::draw_uniform;
+pub(crate) use base::mean_flat;
 pub use base::{Loss, LossOutput, process_fingerprint, uniform_timestep_values, uniform_timesteps};
 pub use bound::BoundEvaluation;
 pub use hybrid::HybridLoss;

@@ -128,6 +128,42 @@ impl LossSecondMomentResampler {
         }
     }
 
+    /// The losses seen at each timestep, oldest first (at most `history` each): the
+    /// sampler's whole state.
+    pub fn history(&self) -> &[Vec<f64>] {
+        &self.losses
+    }
+
+    /// Restores a [`LossSecondMomentResampler::history`].
+    ///
+    /// # Errors
+    /// A history with another number of timesteps, more than `history` losses at a
+    /// timestep, or a non-finite loss.
+    pub fn restore(&mut self, history: &[Vec<f64>]) -> error::Result<()> {
+        if history.len() != self.losses.len() {
+            return Err(DiffusionError::config(
+                "loss history",
+                format!("{} timesteps", history.len()),
+                format!("the sampler has {}", self.losses.len()),
+            ));
+        }
+        if let Some(h) = history
+            .iter()
+            .find(|h| h.len() > self.history || h.iter().any(|l| !l.is_finite()))
+        {
+            return Err(DiffusionError::config(
+                "loss history",
+                format!("{h:?}"),
+                format!(
+                    "must hold at most {} finite losses per timestep",
+                    self.history
+                ),
+            ));
+        }
+        self.losses = history.to_vec();
+        Ok(())
+    }
+
     /// Whether every timestep has a full history (before that, sampling is uniform).
     pub fn warmed_up(&self) -> bool {
         self.losses.iter().all(|h| h.len() == self.history)

@@ -5,11 +5,11 @@ use core::f64::consts::LN_2;
 use burn::config::Config;
 use burn::tensor::Tensor;
 
-use crate::error;
+use crate::error::{self, DiffusionError};
 use crate::gaussian::{discretized_gaussian_log_likelihood, gaussian_log_likelihood, normal_kl};
 use crate::loss::base::{Loss, LossOutput, mean_flat, noised_output, process_fingerprint};
 use crate::model::Denoiser;
-use crate::prediction::Parameterization;
+use crate::prediction::{Parameterization, ReverseVariances, VarianceKind};
 use crate::process::{ForwardProcess, Posterior};
 use crate::schedule::{TimestepInput, Timesteps, check_same_shape};
 
@@ -59,6 +59,7 @@ pub struct VlbLoss<P> {
     parameterization: Parameterization,
     decoder: Decoder,
     scale_by_num_timesteps: bool,
+    variances: Option<ReverseVariances>,
 }
 
 /// The bound's term at (x_t, t) for each example, and the model's x_0 and ε estimates.
@@ -87,7 +88,34 @@ impl<P: ForwardProcess + Posterior> VlbLoss<P> {
             parameterization,
             decoder,
             scale_by_num_timesteps: false,
+            variances: None,
         }
+    }
+
+    /// Uses the variances σ_t² of `variances` in p_θ(x_{t−1} | x_t) instead of the fixed
+    /// kind's: a [`DecoderVariance`](crate::prediction::DecoderVariance) at t = 0, or
+    /// Analytic-DPM's optimal variances ([`ReverseVariances::analytic`]), which tighten the
+    /// bound of a model trained with fixed variances without retraining it.
+    ///
+    /// # Errors
+    /// A table whose length is not the process's T; a learned-variance parameterization
+    /// (its model gives the variances).
+    pub fn with_reverse_variances(mut self, variances: ReverseVariances) -> error::Result<Self> {
+        variances.check_len(self.process.num_timesteps())?;
+        if self.parameterization.variance == VarianceKind::LearnedRange {
+            return Err(DiffusionError::config(
+                "variance",
+                "LearnedRange",
+                "the model gives its own variances: a variance table is for fixed-variance models",
+            ));
+        }
+        self.variances = Some(variances);
+        Ok(self)
+    }
+
+    /// The variance table in use, if any ([`VlbLoss::with_reverse_variances`]).
+    pub fn reverse_variances(&self) -> Option<&ReverseVariances> {
+        self.variances.as_ref()
     }
 
     /// Multiplies the training loss by T (improved-diffusion's `RESCALED_KL`).
@@ -129,7 +157,10 @@ impl<P: ForwardProcess + Posterior> VlbLoss<P> {
         let step = self
             .parameterization
             .reverse_step(&self.process, output, x_t, ts)?;
-        let model = step.distribution;
+        let mut model = step.distribution;
+        if let Some(table) = &self.variances {
+            (model.variance, model.log_variance) = table.gather(ts, &x0)?;
+        }
         let kl = mean_flat(normal_kl(
             truth.mean,
             truth.log_variance,
@@ -181,11 +212,15 @@ impl<P: ForwardProcess + Posterior, const D: usize> Loss<D> for VlbLoss<P> {
 
     fn describe(&self) -> String {
         format!(
-            "VlbLoss {{ parameterization: {:?}, decoder: {:?}, scale_by_num_timesteps: {}, process: {} }}",
+            "VlbLoss {{ parameterization: {:?}, decoder: {:?}, scale_by_num_timesteps: {}, process: {}{} }}",
             self.parameterization,
             self.decoder,
             self.scale_by_num_timesteps,
-            process_fingerprint(&self.process)
+            process_fingerprint(&self.process),
+            match &self.variances {
+                Some(table) => format!(", reverse variances: crc={}", table.fingerprint()),
+                None => String::new(),
+            }
         )
     }
 

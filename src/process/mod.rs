@@ -11,3 +11,14 @@ pub use forward::ForwardProcess;
 pub use posterior::Posterior;
 pub use variance_exploding::{VeConfig, VeProcess};
 pub use variance_preserving::VpProcess;
+
+/// The linear-β DDPM process with `steps` steps, for unit tests.
+#[cfg(test)]
+pub(crate) fn test_vp(steps: usize) -> VpProcess {
+    VpProcess::new(
+        crate::schedule::ScheduleConfig::new()
+            .with_num_timesteps(steps)
+            .init()
+            .unwrap(),
+    )
+}

@@ -183,12 +183,7 @@ mod tests {
     use crate::schedule::{DiscreteSchedule, ScheduleConfig};
 
     fn process(steps: usize) -> VpProcess {
-        VpProcess::new(
-            ScheduleConfig::new()
-                .with_num_timesteps(steps)
-                .init()
-                .unwrap(),
-        )
+        crate::process::test_vp(steps)
     }
 
     #[test]

@@ -23,7 +23,8 @@ pub(crate) const STATE_FILE: &str = "state.json";
 pub(crate) const LATEST_FILE: &str = "latest";
 
 /// What a checkpoint holds besides tensors. Every random choice of a run is a function of
-/// `config.seed` and the step, so `step` is the whole random state.
+/// `config.seed`, the step and (with importance-sampled timesteps) the loss history, so
+/// `step` and `timestep_losses` are the whole random state.
 #[derive(Config, Debug, PartialEq)]
 pub struct CheckpointState {
     /// Optimizer steps completed.
@@ -35,6 +36,11 @@ pub struct CheckpointState {
     /// The training objective, as [`crate::Loss::describe`] gave it: the loss, what the
     /// model predicts, and its schedule. A resume with another objective is refused.
     pub objective: String,
+    /// The importance sampler's loss history, one list per timestep, oldest first
+    /// ([`crate::train::TimestepSampling::LossSecondMoment`]; `None` for uniform
+    /// timesteps).
+    #[config(default = "None")]
+    pub timestep_losses: Option<Vec<Vec<f64>>>,
 }
 
 /// A complete checkpoint on disk: `root/step-NNNNNNNN/` with `model.bpk` (the trained

@@ -2,11 +2,19 @@
 
 use burn::config::Config;
 
+use burn::lr_scheduler::LrSchedulerConfig;
+use burn::lr_scheduler::cosine::CosineAnnealingLrSchedulerConfig;
+use burn::lr_scheduler::linear::LinearLrSchedulerConfig;
+use burn::lr_scheduler::module_lr_scheduler::{ModuleLrScheduler, ModuleLrSchedulerConfig};
+use burn::lr_scheduler::sequential::SequentialLrSchedulerConfig;
+
 use crate::error::{self, DiffusionError};
+use crate::loss::LossSecondMomentResampler;
 use crate::train::LabelDropout;
 
-/// Hyperparameters of [`crate::train::Trainer`]: AdamW with linear learning-rate warmup,
-/// global gradient-norm clipping, an EMA of the weights and periodic checkpoints.
+/// Hyperparameters of [`crate::train::Trainer`]: AdamW with linear learning-rate warmup
+/// and a [`LrSchedule`], the [`TimestepSampling`], global gradient-norm clipping, an EMA
+/// of the weights and periodic checkpoints.
 ///
 /// The defaults are DDPM's CIFAR-10 recipe (Ho et al. 2020, app. B) except the batch
 /// size and the warmup, which suit small CPU runs: learning rate 2·10⁻⁴, gradients
@@ -30,9 +38,15 @@ pub struct TrainConfig {
     /// Peak learning rate of AdamW.
     #[config(default = 2e-4)]
     pub learning_rate: f64,
-    /// Steps of linear warmup: the rate at step s is `learning_rate · min(1, (s + 1) / warmup)`.
+    /// Steps of linear warmup: the rate at step s < warmup is `learning_rate · (s + 1) / warmup`.
     #[config(default = 0)]
     pub warmup_steps: usize,
+    /// The learning rate after the warmup ([`LrSchedule`]; default constant).
+    #[config(default = "LrSchedule::Constant")]
+    pub lr_schedule: LrSchedule,
+    /// How each step draws its timesteps ([`TimestepSampling`]; default uniform).
+    #[config(default = "TimestepSampling::Uniform")]
+    pub timestep_sampling: TimestepSampling,
     /// AdamW's decoupled weight decay.
     #[config(default = 0.0)]
     pub weight_decay: f64,
@@ -66,13 +80,114 @@ pub struct TrainConfig {
     pub null_label: Option<i64>,
 }
 
-impl TrainConfig {
-    /// The learning rate of step `step` (0-based), with the linear warmup.
-    pub fn learning_rate_at(&self, step: usize) -> f64 {
-        if self.warmup_steps == 0 {
-            return self.learning_rate;
+/// The learning rate after the warmup, for steps `warmup_steps..steps`, run by Burn's
+/// schedulers (`burn::lr_scheduler`; [`TrainConfig::lr_scheduler`]).
+#[derive(Config, Debug, PartialEq, Copy)]
+pub enum LrSchedule {
+    /// `learning_rate` throughout (DDPM, improved-diffusion).
+    Constant,
+    /// Cosine annealing from `learning_rate` towards `min_lr`, which it would reach at step
+    /// `steps` (PyTorch's `CosineAnnealingLR`, diffusers' `cosine` schedule for
+    /// `min_lr` = 0).
+    Cosine {
+        /// The rate the cosine ends at (in [0, `learning_rate`]).
+        min_lr: f64,
+    },
+    /// A linear ramp from `learning_rate` towards `final_lr`, reached at step `steps`
+    /// (diffusers' `linear` schedule for `final_lr` = 0).
+    Linear {
+        /// The rate the ramp ends at (in [0, 1]).
+        final_lr: f64,
+    },
+}
+
+/// How [`crate::train::Trainer`] draws the timesteps of each training example.
+#[derive(Config, Debug, PartialEq, Copy)]
+pub enum TimestepSampling {
+    /// Uniformly from `0..T` (Ho et al. 2020).
+    Uniform,
+    /// By importance, p_t ∝ √E(L_t²) over each timestep's last `history` losses, mixed
+    /// with `uniform_prob` of uniform, after every timestep has `history` losses (uniform
+    /// until then); each example's loss is weighted by 1/(T·p_t), so the batch mean
+    /// stays an unbiased estimate of the uniform-t loss (Nichol & Dhariwal 2021, §3.3;
+    /// [`crate::loss::LossSecondMomentResampler`]). Meant for the VLB and hybrid losses,
+    /// whose terms differ by orders of magnitude across t; improved-diffusion uses
+    /// `history` 10 and `uniform_prob` 0.001. Each step reads its per-example losses back
+    /// from the device to update the history, which the checkpoints keep.
+    LossSecondMoment {
+        /// Losses kept per timestep (at least 1).
+        history: usize,
+        /// The uniform share of the distribution (in (0, 1]).
+        uniform_prob: f64,
+    },
+}
+
+impl TimestepSampling {
+    /// improved-diffusion's `loss-second-moment` sampler: 10 losses per timestep,
+    /// uniform share 0.001.
+    pub fn loss_second_moment() -> Self {
+        Self::LossSecondMoment {
+            history: 10,
+            uniform_prob: 0.001,
         }
-        self.learning_rate * ((step + 1) as f64 / self.warmup_steps as f64).min(1.0)
+    }
+}
+
+impl TrainConfig {
+    /// The learning rate of step `step` (0-based): the warmup, then the [`LrSchedule`]
+    /// (from the scheduler of [`TrainConfig::lr_scheduler`], advanced to `step`: O(step),
+    /// for inspection). An invalid configuration gives NaN.
+    pub fn learning_rate_at(&self, step: usize) -> f64 {
+        match self.lr_scheduler() {
+            Ok(mut scheduler) => {
+                (0..step).fold(scheduler.step().base(), |_, _| scheduler.step().base())
+            }
+            Err(_) => f64::NAN,
+        }
+    }
+
+    /// A fresh Burn scheduler of this configuration's rates, one `step()` per optimizer
+    /// step: a linear ramp from `learning_rate / warmup_steps` to `learning_rate` over
+    /// the warmup (`LinearLrSchedulerConfig`), then the [`LrSchedule`] (`learning_rate`,
+    /// `CosineAnnealingLrSchedulerConfig` or `LinearLrSchedulerConfig` over the remaining
+    /// steps), joined by a `SequentialLrSchedulerConfig`.
+    ///
+    /// # Errors
+    /// [`DiffusionError::InvalidConfig`] for rates Burn's schedulers refuse (a
+    /// `learning_rate` above 1 with a warmup or a non-constant schedule; a `min_lr` outside
+    /// [0, `learning_rate`], a `final_lr` outside [0, 1]).
+    pub fn lr_scheduler(&self) -> error::Result<ModuleLrScheduler> {
+        let lr = self.learning_rate;
+        let main_steps = self.steps.saturating_sub(self.warmup_steps).max(1);
+        let main = match self.lr_schedule {
+            LrSchedule::Constant => LrSchedulerConfig::Constant(lr),
+            LrSchedule::Cosine { min_lr } => CosineAnnealingLrSchedulerConfig::new(lr, main_steps)
+                .with_min_lr(min_lr)
+                .into(),
+            LrSchedule::Linear { final_lr } => {
+                LinearLrSchedulerConfig::new(lr, final_lr, main_steps).into()
+            }
+        };
+        let config = match self.warmup_steps {
+            0 | 1 => main,
+            w => {
+                // The part of the ramp inside the run, so that a warmup far longer than
+                // the run keeps its rates exact (Burn's linear ramp counts down from its
+                // end: its rounding error scales with the ramp's length).
+                let ramp = w.min(self.steps.max(2));
+                let top = lr * ramp as f64 / w as f64;
+                let warmup = LinearLrSchedulerConfig::new(lr / w as f64, top, ramp - 1);
+                match w < self.steps {
+                    true => {
+                        SequentialLrSchedulerConfig::new(vec![warmup.into(), main], vec![w]).into()
+                    }
+                    false => warmup.into(),
+                }
+            }
+        };
+        ModuleLrSchedulerConfig::new(config).init().map_err(|e| {
+            DiffusionError::config("lr_schedule", format!("{:?}", self.lr_schedule), e)
+        })
     }
 
     /// Checks every value.
@@ -118,6 +233,14 @@ impl TrainConfig {
                 "must be in [0, 1]",
             ));
         }
+        if let TimestepSampling::LossSecondMoment {
+            history,
+            uniform_prob,
+        } = self.timestep_sampling
+        {
+            LossSecondMomentResampler::with_options(1, history, uniform_prob)?;
+        }
+        self.lr_scheduler()?;
         self.label_dropout().map(|_| ())
     }
 
@@ -156,6 +279,15 @@ mod tests {
         let rates: Vec<f64> = (0..6).map(|s| c.learning_rate_at(s)).collect();
         assert_eq!(rates, vec![0.25, 0.5, 0.75, 1.0, 1.0, 1.0]);
         assert_eq!(TrainConfig::new(1).learning_rate_at(0), 2e-4);
+        // One warmup step is no warmup; a warmup longer than the run ramps all of it.
+        let one = TrainConfig::new(3)
+            .with_warmup_steps(1)
+            .with_learning_rate(0.5);
+        assert_eq!(one.learning_rate_at(0), 0.5);
+        let long = TrainConfig::new(3)
+            .with_warmup_steps(10)
+            .with_learning_rate(1.0);
+        assert!((long.learning_rate_at(2) - 0.3).abs() < 1e-15);
     }
 
     #[test]
@@ -184,6 +316,34 @@ mod tests {
                     .with_p_uncond(0.1)
                     .with_null_label(Some(-1)),
                 "null_label",
+            ),
+            (
+                TrainConfig::new(10).with_lr_schedule(LrSchedule::Cosine { min_lr: 1.0 }),
+                "lr_schedule",
+            ),
+            (
+                TrainConfig::new(10).with_lr_schedule(LrSchedule::Linear { final_lr: -1.0 }),
+                "lr_schedule",
+            ),
+            (
+                TrainConfig::new(10)
+                    .with_learning_rate(2.0)
+                    .with_warmup_steps(5),
+                "lr_schedule",
+            ),
+            (
+                TrainConfig::new(1).with_timestep_sampling(TimestepSampling::LossSecondMoment {
+                    history: 0,
+                    uniform_prob: 0.1,
+                }),
+                "history",
+            ),
+            (
+                TrainConfig::new(1).with_timestep_sampling(TimestepSampling::LossSecondMoment {
+                    history: 10,
+                    uniform_prob: 0.0,
+                }),
+                "uniform_prob",
             ),
         ];
         for (config, name) in cases {

@@ -13,7 +13,7 @@ mod trainer;
 
 pub use checkpoint::{Checkpoint, CheckpointState};
 pub use clip::{clip_grad_norm, clip_grad_norm_on_device};
-pub use config::TrainConfig;
+pub use config::{LrSchedule, TimestepSampling, TrainConfig};
 pub use ema::Ema;
 pub use label_dropout::LabelDropout;
 #[cfg(feature = "train")]

@@ -4,18 +4,20 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use burn::lr_scheduler::module_lr_scheduler::ModuleLrScheduler;
 use burn::module::Module;
 use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
 use super::checkpoint::{self, Checkpoint, CheckpointState};
 use super::clip::clip_grad_norm_on_device;
-use super::config::TrainConfig;
+use super::config::{LrSchedule, TimestepSampling, TrainConfig};
 use super::ema::Ema;
 use crate::error::{self, DiffusionError};
-use crate::loss::Loss;
+use crate::loss::{Loss, LossOutput, LossSecondMomentResampler, TimestepSampler};
 use crate::model::{Denoiser, WithLabels};
-use crate::noise::SeededRng;
+use crate::noise::{SeededRng, randn};
+use crate::schedule::Timesteps;
 
 /// The examples a [`Trainer`] draws its batches from: the data and, for a
 /// class-conditional model, one label per example. A plain `&Tensor` is unlabelled
@@ -161,6 +163,8 @@ where
     model: M,
     ema: Ema<M>,
     optimizer: ModuleOptimizer,
+    scheduler: ModuleLrScheduler,
+    resampler: Option<LossSecondMomentResampler>,
     loss: L,
     step: usize,
     device: Device,
@@ -196,11 +200,25 @@ where
             .with_epsilon(1e-8)
             .with_weight_decay(config.weight_decay as f32)
             .init();
+        let scheduler = config.lr_scheduler()?;
+        let resampler = match config.timestep_sampling {
+            TimestepSampling::Uniform => None,
+            TimestepSampling::LossSecondMoment {
+                history,
+                uniform_prob,
+            } => Some(LossSecondMomentResampler::with_options(
+                loss.num_timesteps(),
+                history,
+                uniform_prob,
+            )?),
+        };
         Ok(Self {
             config,
             model,
             ema,
             optimizer,
+            scheduler,
+            resampler,
             loss,
             step: 0,
             device,
@@ -209,8 +227,9 @@ where
 
     /// Continues from `checkpoint`: its weights, EMA, optimizer state and step.
     ///
-    /// The checkpoint's configuration must equal this trainer's except for `steps`,
-    /// `checkpoint_every` and `keep_checkpoints` (a run may be extended), and its
+    /// The checkpoint's configuration must equal this trainer's except for `steps` (a run
+    /// with [`LrSchedule::Constant`] may be extended; the other schedules depend on
+    /// `steps`), `checkpoint_every` and `keep_checkpoints`, and its
     /// objective must be this trainer's loss ([`Loss::describe`]: the loss, the
     /// prediction type, the schedule).
     ///
@@ -232,7 +251,10 @@ where
             ));
         }
         let comparable = |c: &TrainConfig| TrainConfig {
-            steps: 1,
+            steps: match c.lr_schedule {
+                LrSchedule::Constant => 1,
+                _ => c.steps,
+            },
             checkpoint_every: 0,
             keep_checkpoints: 1,
             ..c.clone()
@@ -251,6 +273,21 @@ where
         let ema_model = checkpoint.load_ema(self.ema.model().clone())?;
         self.ema = self.ema.restored(ema_model, state.ema_updates);
         self.optimizer = self.optimizer.load_record(checkpoint.load_optimizer()?);
+        if let Some(resampler) = &mut self.resampler {
+            let history = state.timestep_losses.as_deref().ok_or_else(|| {
+                DiffusionError::config(
+                    "checkpoint",
+                    checkpoint.dir().display(),
+                    "holds no timestep-loss history for the importance sampler",
+                )
+            })?;
+            resampler.restore(history)?;
+        }
+        // The scheduler's state is its step count: advance a fresh one to the step.
+        self.scheduler = self.config.lr_scheduler()?;
+        (0..state.step).for_each(|_| {
+            self.scheduler.step();
+        });
         self.step = state.step;
         Ok(self)
     }
@@ -313,18 +350,37 @@ where
         let labels = self.batch_labels(examples.labels, step, index)?;
         let seed = stream_seed(self.config.seed, step as u64, Stream::Step);
         self.device.seed(seed);
-        let loss = match labels {
+        let sampler = self.resampler.as_ref();
+        let batch = match labels {
             Some(labels) => {
                 let model = WithLabels::new(&self.model, labels);
-                self.loss.loss_seeded(&model, x0, seed)
+                batch_loss(&self.loss, &model, sampler, x0, seed)
             }
-            None => self.loss.loss_seeded(&self.model, x0, seed),
-        }?
-        .loss
-        .mean();
-        let value = match read {
-            true => Some(crate::host::read_scalar(loss.clone(), "loss")?),
-            false => None,
+            None => batch_loss(&self.loss, &self.model, sampler, x0, seed),
+        }?;
+        let (loss, value) = match (batch.importance, read) {
+            (None, true) => {
+                let loss = batch.output.loss.mean();
+                let value = crate::host::read_scalar(loss.clone(), "loss")?;
+                (loss, Some(value))
+            }
+            (None, false) => (batch.output.loss.mean(), None),
+            (Some((timesteps, weights)), _) => {
+                // The history needs every step's losses: one read of the [N] vector.
+                let per_example = batch.output.loss;
+                let losses = crate::host::read_vec::<f64, 1, _>(per_example.clone(), "losses")?;
+                let n = losses.len() as f64;
+                let value = losses.iter().zip(&weights).map(|(l, w)| l * w).sum::<f64>() / n;
+                if value.is_finite()
+                    && let Some(resampler) = &mut self.resampler
+                {
+                    resampler.update(&timesteps, &losses);
+                }
+                let weights =
+                    TensorData::new(weights.iter().map(|&w| w as f32).collect(), [weights.len()]);
+                let weights = Tensor::<1>::from_data(weights, &self.device);
+                ((per_example * weights).mean(), Some(value))
+            }
         };
         if let Some(value) = value.filter(|v| !v.is_finite()) {
             return Err(DiffusionError::NonFiniteLoss { step, value });
@@ -338,7 +394,7 @@ where
             (Some(norm), true) => Some(crate::host::read_scalar(norm, "gradient norm")?),
             _ => None,
         };
-        let learning_rate = self.config.learning_rate_at(step);
+        let learning_rate = self.scheduler.step().base();
         self.model = self
             .optimizer
             .step(learning_rate, self.model.clone(), grads);
@@ -519,6 +575,7 @@ where
             ema_updates: self.ema.updates(),
             config: self.config.clone(),
             objective: self.loss.describe(),
+            timestep_losses: self.resampler.as_ref().map(|r| r.history().to_vec()),
         };
         checkpoint::write(
             root.as_ref(),
@@ -528,6 +585,40 @@ where
             self.optimizer.to_record(),
         )
     }
+}
+
+/// A batch's loss and, when its timesteps were drawn by importance, the timesteps and
+/// their weights 1/(T·p_t).
+struct BatchLoss {
+    output: LossOutput,
+    importance: Option<(Vec<usize>, Vec<f64>)>,
+}
+
+/// The loss of `model` on `x0` with the step's `seed`: uniform timesteps and noise as
+/// [`Loss::loss_seeded`], or timesteps drawn by `sampler` from the same seed (and the
+/// same noise).
+fn batch_loss<L: Loss<D>, M: Denoiser<D>, const D: usize>(
+    loss: &L,
+    model: &M,
+    sampler: Option<&LossSecondMomentResampler>,
+    x0: Tensor<D>,
+    seed: u64,
+) -> error::Result<BatchLoss> {
+    let Some(sampler) = sampler else {
+        let output = loss.loss_seeded(model, x0, seed)?;
+        return Ok(BatchLoss {
+            output,
+            importance: None,
+        });
+    };
+    let (timesteps, weights) = sampler.sample(x0.dims()[0], &mut SeededRng::new(seed));
+    let noise = randn(x0.shape(), seed.wrapping_add(1), &x0.device());
+    let t = Timesteps::new(timesteps.clone());
+    let output = loss.loss(model, x0, &t, noise)?;
+    Ok(BatchLoss {
+        output,
+        importance: Some((timesteps, weights)),
+    })
 }
 
 /// Independent random streams derived from the run's seed.

@@ -1,6 +1,7 @@
 //! The integration test suite: one binary, every test run on every CPU device
 //! (see `common::devices`).
 
+mod bounds;
 mod common;
 mod crash;
 mod cross_device;

@@ -13,10 +13,11 @@ use std::cmp::Ordering;
 use burn::tensor::{Device, Int, Tensor};
 use burn_diffusion::{
     Denoiser, ForwardProcess, ReverseSampler,
+    prediction::{EpsSecondMoment, Parameterization, ReverseVariances, VarianceKind},
     process::VpProcess,
     sampler::{
-        AnySampler, ModelTime, SampleOptions, X0Options, call_model, sample_from_noise,
-        sampler_by_name,
+        AnySampler, DdpmSampler, ModelTime, SampleOptions, X0Options, call_model,
+        sample_from_noise, sampler_by_name,
     },
     schedule::ScheduleConfig,
 };
@@ -79,7 +80,11 @@ impl Denoiser<2> for Optimal {
 }
 
 /// The exact (mean, variance) of `sampler`'s output with `model` (see the module docs).
-fn exact_moments(sampler: &AnySampler, model: &Optimal, device: &Device) -> (f64, f64) {
+fn exact_moments<S: ReverseSampler<2>>(
+    sampler: &S,
+    model: &Optimal,
+    device: &Device,
+) -> (f64, f64) {
     let calls = ReverseSampler::<2>::timesteps(sampler).len();
     let rows = 2 + calls;
     let mut start = vec![0.0f32; rows];
@@ -689,5 +694,58 @@ fn repaint_resampling_keeps_marginals_and_approaches_the_conditional() {
     assert!(
         resampled.0 < replaced.0 / 3.0 && resampled.1 < replaced.1 / 3.0,
         "resampling errors {resampled:?} vs replacement's {replaced:?}"
+    );
+}
+
+/// DDPM with 10 steps (respaced, Nichol & Dhariwal's §4) on N(M, S²) data: with
+/// Analytic-DPM's variances, estimated from 4,096 data draws, each step's kernel is the
+/// true reverse kernel of Gaussian data, so the samples have the data's variance up to
+/// the estimate's error; β̃_t falls short of it and β_t overshoots it (exact moments).
+#[test]
+fn analytic_variances_sample_gaussian_data_with_few_steps() {
+    let device = Device::flex();
+    let full = ScheduleConfig::new().init().unwrap();
+    let model = Optimal::new(&VpProcess::new(full.clone()));
+    let spacing = Spacing::Leading {
+        steps: 10,
+        offset: 0,
+    };
+    let process = VpProcess::new(full.respace(&spacing).unwrap());
+    let data = randn::<2>([4096, 1], 11, &device) * S + M;
+    let eps = Parameterization::new();
+    let gamma = EpsSecondMoment::estimate(&model, &process, eps, &data, 1024, 1).unwrap();
+    let table = ReverseVariances::analytic(&process, &gamma).unwrap();
+    let ddpm = |kind| DdpmSampler::new(process.clone(), kind, X0Options::default()).unwrap();
+    let errors: Vec<(f64, f64)> = [
+        ddpm(VarianceKind::FixedSmall),
+        ddpm(VarianceKind::FixedLarge),
+        ddpm(VarianceKind::FixedSmall)
+            .with_reverse_variances(table)
+            .unwrap(),
+    ]
+    .iter()
+    .map(|sampler| {
+        let (mean, var) = exact_moments(sampler, &model, &device);
+        (mean - M, var / (S * S) - 1.0)
+    })
+    .collect();
+    for (name, (mean, var)) in ["β̃_t", "β_t", "Analytic-DPM"].iter().zip(&errors) {
+        println!(
+            "DDPM 10 steps, {name}: mean error {mean:+.5}, variance error {:+.2} %",
+            var * 100.0
+        );
+    }
+    let [small, large, analytic] = [errors[0].1, errors[1].1, errors[2].1];
+    assert!(
+        small < -0.05 && large > 0.05,
+        "β̃ / β errors: {small}, {large}"
+    );
+    assert!(
+        analytic.abs() < 0.1 * small.abs().min(large),
+        "Analytic-DPM's variance error {analytic} is not 10× below β̃'s {small} and β's {large}"
+    );
+    assert!(
+        errors.iter().all(|(mean, _)| mean.abs() < 1e-4),
+        "means: {errors:?}"
     );
 }

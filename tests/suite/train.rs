@@ -8,13 +8,16 @@ use burn::tensor::{Device, Int, Tensor};
 use burn_diffusion::data::Toy2d;
 use burn_diffusion::{
     Denoiser, DiffusionError, Loss,
-    loss::{SimpleLoss, Weighting},
+    loss::{
+        Decoder, LossSecondMomentResampler, SimpleLoss, TimestepSampler, UniformSampler, VlbLoss,
+        Weighting,
+    },
     model::{MlpConfig, UNetConfig},
-    noise::randn,
-    prediction::Prediction,
+    noise::{SeededRng, randn},
+    prediction::{Parameterization, Prediction},
     process::VpProcess,
-    schedule::ScheduleConfig,
-    train::{Checkpoint, Examples, FitOptions, TrainConfig, Trainer},
+    schedule::{ScheduleConfig, Timesteps},
+    train::{Checkpoint, Examples, FitOptions, LrSchedule, TimestepSampling, TrainConfig, Trainer},
 };
 
 use crate::common::{scratch, step_dirs, weights};
@@ -61,6 +64,21 @@ fn check_exact_resume<M, const D: usize>(
 ) where
     M: Module + Denoiser<D>,
 {
+    check_exact_resume_of(name, init, data, labels, loss, |c| c);
+}
+
+/// [`check_exact_resume`] with another loss and an edit of the configuration.
+fn check_exact_resume_of<M, L, const D: usize>(
+    name: &str,
+    init: impl Fn() -> M,
+    data: Tensor<D>,
+    labels: Option<Tensor<1, Int>>,
+    loss: impl Fn() -> L,
+    edit: impl Fn(TrainConfig) -> TrainConfig,
+) where
+    M: Module + Denoiser<D>,
+    L: Loss<D>,
+{
     let device = Device::flex();
     let model = init();
     let examples = || match &labels {
@@ -68,8 +86,8 @@ fn check_exact_resume<M, const D: usize>(
         None => Examples::from(&data),
     };
     let config = |steps: usize| match labels {
-        Some(_) => config(steps).with_p_uncond(0.3).with_null_label(Some(4)),
-        None => config(steps),
+        Some(_) => edit(config(steps).with_p_uncond(0.3).with_null_label(Some(4))),
+        None => edit(config(steps)),
     };
     let (one, two) = (
         scratch("train", &format!("{name}-one")),
@@ -97,6 +115,11 @@ fn check_exact_resume<M, const D: usize>(
         .unwrap()
         .unwrap();
     assert_eq!(latest.state().step, 3);
+    if let Some(history) = &latest.state().timestep_losses {
+        // The importance sampler has seen every timestep by then (so the resumed steps
+        // draw by importance, not uniformly).
+        assert!(history.iter().all(|h| !h.is_empty()), "{name}: {history:?}");
+    }
     let fresh = init();
     assert_ne!(
         weights(&fresh),
@@ -202,6 +225,174 @@ fn unet_with_dropout_resumes_exactly() {
         || unet.init(&device).unwrap(),
         randn::<4>([48, 1, 8, 8], 3, &device).tanh(),
         None,
+    );
+}
+
+/// Exact resume with importance-sampled timesteps (the loss history travels in the
+/// checkpoint) and a cosine learning rate after a warmup.
+#[test]
+fn importance_sampled_cosine_runs_resume_exactly() {
+    let device = Device::flex();
+    let vlb = || {
+        let schedule = ScheduleConfig::new().with_num_timesteps(8).init().unwrap();
+        VlbLoss::new(
+            VpProcess::new(schedule),
+            Parameterization::new(),
+            Decoder::Gaussian,
+        )
+    };
+    let labels: Vec<i64> = (0..64).map(|i| i % 4).collect();
+    for (name, labels) in [
+        ("mlp-importance", None),
+        (
+            "mlp-importance-labelled",
+            Some(Tensor::<1, Int>::from_ints(labels.as_slice(), &device)),
+        ),
+    ] {
+        let classes = labels.as_ref().map(|_| 4);
+        check_exact_resume_of(
+            name,
+            || {
+                MlpConfig::new(2)
+                    .with_hidden(32)
+                    .with_num_classes(classes)
+                    .init(&device)
+                    .unwrap()
+            },
+            Toy2d::TwoMoons.sample_tensor(64, 0, &device),
+            labels,
+            vlb,
+            |c| {
+                c.with_timestep_sampling(TimestepSampling::LossSecondMoment {
+                    history: 2,
+                    uniform_prob: 0.1,
+                })
+                .with_lr_schedule(LrSchedule::Cosine { min_lr: 1e-4 })
+            },
+        );
+    }
+}
+
+/// The learning rates a `Trainer` uses are the warmup ramp and then the schedule's closed
+/// form (cosine: PyTorch's `CosineAnnealingLR`; linear: a straight line to `final_lr` at
+/// step `steps`).
+#[test]
+fn learning_rates_follow_the_schedule() {
+    let device = Device::flex();
+    let data = Toy2d::TwoMoons.sample_tensor(64, 0, &device);
+    let (steps, warmup, lr) = (12usize, 4usize, 1e-3);
+    let cases = [
+        LrSchedule::Constant,
+        LrSchedule::Cosine { min_lr: 2e-4 },
+        LrSchedule::Linear { final_lr: 0.0 },
+    ];
+    for schedule in cases {
+        let config = TrainConfig::new(steps)
+            .with_batch_size(16)
+            .with_learning_rate(lr)
+            .with_warmup_steps(warmup)
+            .with_lr_schedule(schedule);
+        let model = MlpConfig::new(2).with_hidden(8).init(&device).unwrap();
+        let mut trainer = Trainer::new(config.clone(), model, loss(), &device).unwrap();
+        let mut used = Vec::new();
+        trainer
+            .fit_with(&data, steps, &FitOptions::default(), |s| {
+                used.push(s.learning_rate)
+            })
+            .unwrap();
+        for (s, got) in used.iter().enumerate() {
+            let want = if s < warmup {
+                lr * (s + 1) as f64 / warmup as f64
+            } else {
+                let k = (s - warmup) as f64 / (steps - warmup) as f64;
+                match schedule {
+                    LrSchedule::Constant => lr,
+                    LrSchedule::Cosine { min_lr } => {
+                        min_lr + 0.5 * (lr - min_lr) * (1.0 + (std::f64::consts::PI * k).cos())
+                    }
+                    LrSchedule::Linear { final_lr } => lr + (final_lr - lr) * k,
+                }
+            };
+            assert!(
+                (got - want).abs() < 1e-12,
+                "{schedule:?} step {s}: {got} vs {want}"
+            );
+            assert_eq!(*got, config.learning_rate_at(s), "{schedule:?} step {s}");
+        }
+    }
+}
+
+/// Importance-sampled timesteps on a trained model (Nichol & Dhariwal 2021, §3.3): with
+/// the loss history the trainer built, the reweighted per-example VLB term has the
+/// uniform-t mean (within Monte-Carlo error) and a smaller variance than uniform t.
+#[test]
+fn importance_sampling_is_unbiased_and_lowers_the_variance_on_a_trained_model() {
+    let device = Device::flex();
+    let steps = 50;
+    let process = VpProcess::new(
+        ScheduleConfig::new()
+            .with_num_timesteps(steps)
+            .init()
+            .unwrap(),
+    );
+    let vlb = VlbLoss::new(process, Parameterization::new(), Decoder::Gaussian);
+    let data = Toy2d::TwoMoons.sample_tensor(2048, 0, &device);
+    let config = TrainConfig::new(400)
+        .with_batch_size(64)
+        .with_learning_rate(2e-3)
+        .with_ema_decay(0.99)
+        .with_timestep_sampling(TimestepSampling::loss_second_moment())
+        .with_seed(5);
+    let model = MlpConfig::new(2).with_hidden(64).init(&device).unwrap();
+    let mut trainer = Trainer::new(config, model, vlb.clone(), &device).unwrap();
+    let dir = scratch("train", "importance-trained");
+    let options = FitOptions {
+        checkpoint_dir: Some(dir.join("checkpoints")),
+        ..FitOptions::default()
+    };
+    trainer.fit(&data, 400, &options).unwrap();
+    let latest = Checkpoint::latest(dir.join("checkpoints"))
+        .unwrap()
+        .unwrap();
+    let history = latest.state().timestep_losses.clone().unwrap();
+    std::fs::remove_dir_all(dir).unwrap();
+    let mut resampler = LossSecondMomentResampler::new(steps).unwrap();
+    resampler.restore(&history).unwrap();
+    assert!(
+        resampler.warmed_up(),
+        "400 steps of 64 fill 10 losses at each of 50 t"
+    );
+
+    // Per-example estimates l(x_0, t, ε)·w(t) on fresh draws, both ways.
+    let model = trainer.ema_model();
+    let n = 16_384;
+    let x0 = Toy2d::TwoMoons.sample_tensor(n, 1, &device);
+    let noise = randn::<2>([n, 2], 2, &device);
+    let estimate = |sampler: &dyn TimestepSampler| {
+        let (ts, w) = sampler.sample(n, &mut SeededRng::new(3));
+        let out = vlb
+            .loss(&model, x0.clone(), &Timesteps::new(ts), noise.clone())
+            .unwrap();
+        let l: Vec<f32> = out.loss.into_data().try_to_vec().unwrap();
+        let v: Vec<f64> = l.iter().zip(&w).map(|(l, w)| f64::from(*l) * w).collect();
+        let mean = v.iter().sum::<f64>() / n as f64;
+        let var = v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1) as f64;
+        (mean, var)
+    };
+    let (mean_is, var_is) = estimate(&resampler);
+    let (mean_u, var_u) = estimate(&UniformSampler::new(steps).unwrap());
+    let se = (var_is / n as f64 + var_u / n as f64).sqrt();
+    println!(
+        "VLB term per example: importance {mean_is:.5} (variance {var_is:.4}), uniform {mean_u:.5} (variance {var_u:.4}); difference {:.5} ± {se:.5}",
+        mean_is - mean_u
+    );
+    assert!(
+        (mean_is - mean_u).abs() < 5.0 * se,
+        "biased: {mean_is} vs {mean_u} ± {se}"
+    );
+    assert!(
+        var_is < var_u / 2.0,
+        "importance sampling did not lower the variance: {var_is} vs {var_u}"
     );
 }
 
