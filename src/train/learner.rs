@@ -9,19 +9,21 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use burn::data::dataloader::batcher::Batcher;
 use burn::data::dataset::{Dataset, DatasetError};
 use burn::module::{Module, ModuleDisplay};
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::{Device, Int, Tensor, TensorData};
 use burn::train::{InferenceStep, RegressionOutput, TrainOutput, TrainStep};
 
 use crate::data::ImageDataset;
 use crate::error::{self, DiffusionError};
 use crate::loss::draw_uniform;
 use crate::loss::{Loss, LossOutput};
-use crate::model::Denoiser;
+use crate::model::{Denoiser, WithLabels};
 use crate::noise::{SeededRng, randn};
 use crate::schedule::Timesteps;
+use crate::train::LabelDropout;
 
-/// One training or validation batch of the diffusion objective: clean data, and the
-/// timesteps and noise to corrupt it with (eq. 4 of Ho et al. 2020).
+/// One training or validation batch of the diffusion objective: clean data, the
+/// timesteps and noise to corrupt it with (eq. 4 of Ho et al. 2020), and for a
+/// class-conditional model the labels (after label dropout).
 ///
 /// Built by [`DiffusionBatcher`]; any batch built by hand works too.
 ///
@@ -40,6 +42,7 @@ use crate::schedule::Timesteps;
 ///     x0: randn::<2>([4, 2], 0, &device),
 ///     t: Timesteps::new(vec![0, 10, 20, 30]),
 ///     noise: randn::<2>([4, 2], 1, &device),
+///     labels: None,
 ///     seed: 0,
 /// };
 /// assert_eq!(batch.x0.dims(), batch.noise.dims());
@@ -52,6 +55,9 @@ pub struct DiffusionBatch<const D: usize> {
     pub t: Timesteps,
     /// The noise ε, of the shape of `x0`.
     pub noise: Tensor<D>,
+    /// One class label per example for a class-conditional model (`[N]`; dropped labels
+    /// are the null label), or `None`.
+    pub labels: Option<Tensor<1, Int>>,
     /// The seed `t` and `noise` were drawn from; [`TrainStep::step`] seeds the device's
     /// generator with it, so a model's own randomness (dropout) is reproducible too
     /// (Flex's generator is global to the process: other threads drawing from it at the
@@ -72,7 +78,10 @@ enum Seeding {
 /// `x0` and draws uniform timesteps in `0..T` and standard normal noise for them.
 ///
 /// Items are anything that is `AsRef<[f32]>`, holding one example in row-major order: `[f32; 2]` points (e.g. [`crate::data::Toy2d::sample`]), `Vec<f32>` images (e.g.
-/// an [`ImageDataset`], which implements burn's [`Dataset`] under this feature).
+/// an [`ImageDataset`], which implements burn's [`Dataset`] under this feature); or
+/// [`Labeled`] examples for a class-conditional model (e.g. [`LabeledImages`]), whose
+/// labels go into [`DiffusionBatch::labels`], after the label dropout of
+/// [`DiffusionBatcher::with_label_dropout`] if one is set.
 ///
 /// # Randomness
 ///
@@ -119,6 +128,7 @@ pub struct DiffusionBatcher<const D: usize> {
     num_timesteps: usize,
     seed: u64,
     seeding: Seeding,
+    dropout: Option<LabelDropout>,
     batches: AtomicU64,
 }
 
@@ -162,8 +172,18 @@ impl<const D: usize> DiffusionBatcher<D> {
             num_timesteps,
             seed,
             seeding: Seeding::Counter,
+            dropout: None,
             batches: AtomicU64::new(0),
         })
+    }
+
+    /// This batcher, replacing each label of a [`Labeled`] batch by the null label with
+    /// probability `p_uncond` (Ho & Salimans 2022; drawn from the batch's seed), so one
+    /// model learns the conditional and the unconditional ε for classifier-free
+    /// guidance. Leave it off for validation.
+    pub fn with_label_dropout(mut self, dropout: LabelDropout) -> Self {
+        self.dropout = Some(dropout);
+        self
     }
 
     /// This batcher, drawing each batch's timesteps and noise from its contents: the
@@ -217,6 +237,7 @@ impl<const D: usize> Clone for DiffusionBatcher<D> {
             num_timesteps: self.num_timesteps,
             seed: self.seed,
             seeding: self.seeding,
+            dropout: self.dropout,
             batches: AtomicU64::new(self.batches_built()),
         }
     }
@@ -227,14 +248,39 @@ where
     I: AsRef<[f32]>,
 {
     fn batch(&self, items: Vec<I>, device: &Device) -> DiffusionBatch<D> {
-        let n = items.len();
+        self.stack(items.iter().map(AsRef::as_ref), None, device)
+    }
+}
+
+impl<I, const D: usize> Batcher<Labeled<I>, DiffusionBatch<D>> for DiffusionBatcher<D>
+where
+    I: AsRef<[f32]>,
+{
+    /// # Panics
+    /// As the unlabelled batch (an empty batch, an item of the wrong length).
+    fn batch(&self, items: Vec<Labeled<I>>, device: &Device) -> DiffusionBatch<D> {
+        let labels: Vec<i64> = items.iter().map(|item| item.label).collect();
+        let examples = items.iter().map(|item| item.example.as_ref());
+        self.stack(examples, Some(labels), device)
+    }
+}
+
+impl<const D: usize> DiffusionBatcher<D> {
+    /// The batch of `examples` (and `labels`), with its seed's timesteps, noise and label
+    /// dropout.
+    fn stack<'a>(
+        &self,
+        examples: impl ExactSizeIterator<Item = &'a [f32]>,
+        labels: Option<Vec<i64>>,
+        device: &Device,
+    ) -> DiffusionBatch<D> {
+        let n = examples.len();
         assert!(
             n > 0,
             "DiffusionBatcher: a batch needs at least one example"
         );
         let mut values = Vec::with_capacity(n * self.example_len);
-        for (i, item) in items.iter().enumerate() {
-            let item = item.as_ref();
+        for (i, item) in examples.enumerate() {
             assert!(
                 item.len() == self.example_len,
                 "DiffusionBatcher: example {i} of the batch has {} values, but examples of shape {:?} have {}",
@@ -249,12 +295,78 @@ where
             .chain(self.example_shape.iter().copied())
             .collect();
         let x0 = Tensor::from_data(TensorData::new(values, shape.clone()), device);
+        let labels = labels.map(|mut labels| {
+            if let Some(dropout) = &self.dropout {
+                let dropped = dropout.dropped(n, seed.wrapping_add(2));
+                for (label, drop) in labels.iter_mut().zip(dropped) {
+                    if drop {
+                        *label = dropout.null_label();
+                    }
+                }
+            }
+            Tensor::from_data(TensorData::new(labels, [n]), device)
+        });
         DiffusionBatch {
             x0,
             t: draw_uniform(n, self.num_timesteps, seed),
             noise: randn(shape, seed.wrapping_add(1), device),
+            labels,
             seed,
         }
+    }
+}
+
+/// One example and its class label: the item of a labelled [`DiffusionBatcher`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Labeled<I> {
+    /// The example, row-major (e.g. `Vec<f32>`, `[f32; 2]`).
+    pub example: I,
+    /// Its class label.
+    pub label: i64,
+}
+
+/// An [`ImageDataset`] whose items are [`Labeled`] images, for class-conditional
+/// training with burn-train (feature `train`).
+///
+/// # Example
+/// ```
+/// use burn::data::dataset::Dataset;
+/// use burn_diffusion::data::ImageDataset;
+/// use burn_diffusion::train::LabeledImages;
+///
+/// let images = ImageDataset::new(vec![0.0; 2 * 4], vec![3, 7], [1, 2, 2], 256)?;
+/// let labelled = LabeledImages::new(images);
+/// assert_eq!(labelled.get(1).map(|item| item.label).ok(), Some(7));
+/// # Ok::<(), burn_diffusion::DiffusionError>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct LabeledImages {
+    images: ImageDataset,
+}
+
+impl LabeledImages {
+    /// The images of `images` with their labels.
+    pub fn new(images: ImageDataset) -> Self {
+        Self { images }
+    }
+
+    /// The images.
+    pub fn images(&self) -> &ImageDataset {
+        &self.images
+    }
+}
+
+impl Dataset<Labeled<Vec<f32>>> for LabeledImages {
+    /// # Errors
+    /// As the [`ImageDataset`]'s: an `index` not below the number of images.
+    fn get(&self, index: usize) -> Result<Labeled<Vec<f32>>, DatasetError> {
+        let example = Dataset::<Vec<f32>>::get(&self.images, index)?;
+        let label = i64::from(self.images.labels()[index]);
+        Ok(Labeled { example, label })
+    }
+
+    fn len(&self) -> usize {
+        self.images.len()
     }
 }
 
@@ -371,12 +483,19 @@ where
         self.model
     }
 
-    /// The loss of the model on `batch`, per example.
+    /// The loss of the model on `batch`, per example (given the batch's labels, if any).
     ///
     /// # Errors
-    /// As [`Loss::loss`]: timesteps out of range, or shapes that do not match.
+    /// As [`Loss::loss`]: timesteps out of range, or shapes that do not match; labels the
+    /// model cannot take.
     pub fn evaluate(&self, batch: DiffusionBatch<D>) -> error::Result<LossOutput> {
-        self.loss.loss(&self.model, batch.x0, &batch.t, batch.noise)
+        match batch.labels {
+            Some(labels) => {
+                let model = WithLabels::new(&self.model, labels);
+                self.loss.loss(&model, batch.x0, &batch.t, batch.noise)
+            }
+            None => self.loss.loss(&self.model, batch.x0, &batch.t, batch.noise),
+        }
     }
 
     fn regression_output(&self, batch: DiffusionBatch<D>) -> RegressionOutput {
@@ -593,6 +712,7 @@ mod tests {
             x0: batch.x0.to_device(&device),
             t: batch.t,
             noise: batch.noise.to_device(&device),
+            labels: None,
             seed: batch.seed,
         };
         let train = TrainStep::step(&objective, batch);
@@ -620,5 +740,88 @@ mod tests {
         batch.t = Timesteps::new(vec![999, 0, 0, 0, 0, 0, 0, 0]);
         assert!(objective.evaluate(batch.clone()).is_err());
         let _ = InferenceStep::step(&objective, batch);
+    }
+
+    /// Labelled items keep their labels in order; the label dropout replaces them by the
+    /// null label as `LabelDropout::dropped` says for the batch's seed (p = 0: none,
+    /// p = 1: all); the objective evaluates a labelled batch given its labels.
+    #[test]
+    fn labelled_batches_carry_labels_and_drop_them() {
+        let device = Device::flex();
+        let items: Vec<Labeled<[f32; 2]>> = Toy2d::TwoMoons
+            .sample(64, 0)
+            .into_iter()
+            .enumerate()
+            .map(|(i, example)| Labeled {
+                example,
+                label: (i % 3) as i64,
+            })
+            .collect();
+        let labels = |batcher: &DiffusionBatcher<2>| {
+            let batch: DiffusionBatch<2> = batcher.batch(items.clone(), &device);
+            let labels = batch.labels.unwrap().try_into_vec_as::<i64>().unwrap();
+            (labels, batch.seed)
+        };
+        let plain = DiffusionBatcher::<2>::new(&[2], 50, 0).unwrap();
+        let want: Vec<i64> = (0..64).map(|i| (i % 3) as i64).collect();
+        assert_eq!(labels(&plain).0, want);
+        let none = plain
+            .clone()
+            .with_label_dropout(LabelDropout::new(0.0, 3).unwrap());
+        assert_eq!(labels(&none).0, want);
+        let all = plain
+            .clone()
+            .with_label_dropout(LabelDropout::new(1.0, 3).unwrap());
+        assert_eq!(labels(&all).0, vec![3; 64]);
+        let dropout = LabelDropout::new(0.5, 3).unwrap();
+        let half = plain.clone().with_label_dropout(dropout);
+        let (got, seed) = labels(&half);
+        let dropped = dropout.dropped(64, seed.wrapping_add(2));
+        assert!(dropped.iter().any(|d| *d) && dropped.iter().any(|d| !*d));
+        for ((got, want), dropped) in got.iter().zip(&want).zip(dropped) {
+            assert_eq!(*got, if dropped { 3 } else { *want });
+        }
+        // Unlabelled items of the same batcher have no labels.
+        let batch: DiffusionBatch<2> = plain.batch(Toy2d::TwoMoons.sample(4, 0), &device);
+        assert!(batch.labels.is_none());
+
+        // A conditional model's loss on a labelled batch is its loss given the labels.
+        let process = VpProcess::new(ScheduleConfig::new().with_num_timesteps(50).init().unwrap());
+        let loss = SimpleLoss::new(process, Prediction::Epsilon, Weighting::Uniform).unwrap();
+        let model = MlpConfig::new(2)
+            .with_num_classes(Some(3))
+            .init(&device)
+            .unwrap();
+        let objective = DiffusionObjective::new(model.clone(), loss.clone());
+        let batch: DiffusionBatch<2> = plain.batch(items.clone(), &device);
+        let given = |labels: Tensor<1, Int>| {
+            let model = WithLabels::new(&model, labels);
+            values(
+                loss.loss(&model, batch.x0.clone(), &batch.t, batch.noise.clone())
+                    .unwrap()
+                    .loss,
+            )
+        };
+        let labels = batch.labels.clone().unwrap();
+        assert_eq!(
+            values(objective.evaluate(batch.clone()).unwrap().loss),
+            given(labels)
+        );
+        let null = Tensor::<1, Int>::full([64], 3, &device);
+        assert_ne!(
+            values(objective.evaluate(batch.clone()).unwrap().loss),
+            given(null)
+        );
+    }
+
+    #[test]
+    fn labelled_images_are_the_images_with_their_labels() {
+        let images = ImageDataset::new(vec![0.5; 3 * 4], vec![3, 7, 1], [1, 2, 2], 256).unwrap();
+        let labelled = LabeledImages::new(images.clone());
+        assert_eq!(Dataset::<Labeled<Vec<f32>>>::len(&labelled), 3);
+        let item = labelled.get(2).unwrap();
+        assert_eq!(item.label, 1);
+        assert_eq!(item.example, Dataset::<Vec<f32>>::get(&images, 2).unwrap());
+        assert!(labelled.get(3).is_err());
     }
 }

@@ -18,5 +18,5 @@ pub use ema::Ema;
 pub use label_dropout::LabelDropout;
 #[cfg(feature = "train")]
 #[cfg_attr(docsrs, doc(cfg(feature = "train")))]
-pub use learner::{DiffusionBatch, DiffusionBatcher, DiffusionObjective};
+pub use learner::{DiffusionBatch, DiffusionBatcher, DiffusionObjective, Labeled, LabeledImages};
 pub use trainer::{Examples, FitOptions, FitSummary, StepStats, Trainer};

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use burn::tensor::Device;
+use burn::tensor::{Device, Int, Tensor};
 use burn_diffusion::{
     data::Toy2d,
     loss::{SimpleLoss, Weighting},
@@ -20,7 +20,7 @@ use burn_diffusion::{
     prediction::Prediction,
     process::VpProcess,
     schedule::ScheduleConfig,
-    train::{Checkpoint, FitOptions, TrainConfig, Trainer},
+    train::{Checkpoint, Examples, FitOptions, LrSchedule, TimestepSampling, TrainConfig, Trainer},
 };
 
 use crate::common::{scratch, weights};
@@ -29,7 +29,9 @@ use crate::common::{scratch, weights};
 const STEPS: usize = 10;
 
 /// The child: trains the MLP of `BURN_DIFFUSION_CRASH_ROOT` to `STEPS`, resuming from its
-/// `latest` checkpoint if there is one, checkpointing every step (two kept).
+/// `latest` checkpoint if there is one, checkpointing every step (two kept). The run has
+/// every piece of state a checkpoint holds: labels with label dropout, importance-sampled
+/// timesteps (their loss history) and a cosine learning rate.
 #[test]
 #[ignore = "a child process of the crash tests"]
 fn crash_child() {
@@ -47,26 +49,41 @@ fn crash_child() {
         .with_batch_size(16)
         .with_learning_rate(1e-3)
         .with_warmup_steps(2)
+        .with_lr_schedule(LrSchedule::Cosine { min_lr: 1e-4 })
+        .with_timestep_sampling(TimestepSampling::LossSecondMoment {
+            history: 1,
+            uniform_prob: 0.2,
+        })
+        .with_p_uncond(0.3)
+        .with_null_label(Some(4))
         .with_checkpoint_every(1)
         .with_keep_checkpoints(2)
         .with_seed(11);
-    let model = MlpConfig::new(2).with_hidden(16).init(&device).unwrap();
+    let model = mlp().init(&device).unwrap();
     let mut trainer = Trainer::new(config, model, loss, &device).unwrap();
     if let Some(checkpoint) = Checkpoint::latest(&root).unwrap() {
         trainer = trainer.resume(&checkpoint).unwrap();
     }
     let data = Toy2d::TwoMoons.sample_tensor(64, 0, &device);
+    let labels: Vec<i64> = (0..64).map(|i| i % 4).collect();
+    let labels = Tensor::<1, Int>::from_ints(labels.as_slice(), &device);
     let options = FitOptions {
         checkpoint_dir: Some(root),
         ..FitOptions::default()
     };
-    trainer.fit(&data, STEPS, &options).unwrap();
+    let examples = Examples::labeled(&data, &labels).unwrap();
+    trainer.fit(examples, STEPS, &options).unwrap();
     if std::env::var_os("BURN_DIFFUSION_CRASH_SAVE_AGAIN").is_some() {
         // The step `latest` names, written again.
         trainer
             .save_checkpoint(options.checkpoint_dir.unwrap())
             .unwrap();
     }
+}
+
+/// The child's model: an MLP for 4 classes and the null label.
+fn mlp() -> MlpConfig {
+    MlpConfig::new(2).with_hidden(16).with_num_classes(Some(4))
 }
 
 fn spawn(root: &Path, pause_at: Option<&str>) -> Child {
@@ -129,9 +146,8 @@ fn final_weights(root: &Path) -> (Vec<f32>, Vec<f32>) {
     let checkpoint = Checkpoint::latest(root).unwrap().unwrap();
     assert_eq!(checkpoint.state().step, STEPS);
     let device = Device::flex();
-    let mlp = MlpConfig::new(2).with_hidden(16);
-    let model = checkpoint.load_model(mlp.init(&device).unwrap()).unwrap();
-    let ema = checkpoint.load_ema(mlp.init(&device).unwrap()).unwrap();
+    let model = checkpoint.load_model(mlp().init(&device).unwrap()).unwrap();
+    let ema = checkpoint.load_ema(mlp().init(&device).unwrap()).unwrap();
     (weights(&model), weights(&ema))
 }
 
@@ -160,12 +176,7 @@ fn sigkill_at_every_moment_of_a_checkpoint_then_resume_ends_like_an_uninterrupte
         // Whatever the moment, `latest` names a complete checkpoint that loads.
         let latest = Checkpoint::latest(&root).unwrap().unwrap();
         latest
-            .load_model(
-                MlpConfig::new(2)
-                    .with_hidden(16)
-                    .init(&Device::flex())
-                    .unwrap(),
-            )
+            .load_model(mlp().init(&Device::flex()).unwrap())
             .unwrap();
     }
     // And at moments nobody chose: the child is killed a few milliseconds in (process
