@@ -19,7 +19,7 @@ use burn_diffusion::data::Toy2d;
 use burn_diffusion::{
     image::write_png_grid,
     loss::{SimpleLoss, Weighting},
-    metrics::sliced_wasserstein,
+    metrics::{energy_test, off_manifold, sliced_wasserstein},
     model::MlpConfig,
     prediction::Prediction,
     process::VpProcess,
@@ -175,6 +175,36 @@ fn main() {
     println!(
         "  DDIM samples:                         {}",
         distance(&|_| ddim_points.clone())
+    );
+
+    // Off-manifold mass: the share of points whose nearest neighbour among 20,000 fresh
+    // data points is farther than it is for 99 % of a held-out draw; and the energy
+    // two-sample test against the first held-out set.
+    let reference = flat(&toy.sample(20_000, seed + 50));
+    let quality = |points: &[f32]| {
+        let off = exit_on_error(off_manifold(points, &held_out[0].0, &reference, 2, 0.99));
+        let test = exit_on_error(energy_test(points, &held_out[0].0, 2, 99, seed));
+        format!(
+            "{:5.2} % (z = {:5.1}); energy test p = {:.2}",
+            100.0 * off.fraction,
+            off.z(),
+            test.p_value
+        )
+    };
+    println!(
+        "share of points farther from the data than 99 % of held-out data ({samples} points, 20,000 reference points):"
+    );
+    println!(
+        "  another draw of the data (the floor): {}",
+        quality(&held_out[1].1)
+    );
+    println!(
+        "  DDPM samples:                         {}",
+        quality(&ddpm_points)
+    );
+    println!(
+        "  DDIM samples:                         {}",
+        quality(&ddim_points)
     );
 
     let png = out.join("quickstart.png");

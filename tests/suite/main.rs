@@ -12,6 +12,7 @@ mod examples;
 mod host_reads;
 mod hostile;
 mod losses;
+mod metrics;
 mod monte_carlo;
 mod oracle;
 mod package;

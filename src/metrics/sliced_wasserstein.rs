@@ -1,5 +1,6 @@
-//! Distances between two sets of samples, for judging a sampler's output against data.
+//! The sliced 2-Wasserstein distance.
 
+use super::check_pair;
 use crate::error::{self, DiffusionError};
 use crate::noise::SeededRng;
 
@@ -42,18 +43,12 @@ pub fn sliced_wasserstein(
             "both must be positive",
         ));
     }
-    if x.is_empty() || x.len() != y.len() || !x.len().is_multiple_of(dim) {
+    check_pair(x, y, dim)?;
+    if x.len() != y.len() {
         return Err(DiffusionError::config(
             "point sets",
             format!("{} and {} numbers", x.len(), y.len()),
-            format!("must be non-empty, of equal size and made of {dim}-dimensional points"),
-        ));
-    }
-    if let Some(v) = x.iter().chain(y).find(|v| !v.is_finite()) {
-        return Err(DiffusionError::config(
-            "point sets",
-            v,
-            "every coordinate must be finite (a diverged sampler gives NaN)",
+            "must be of equal size",
         ));
     }
     let mut rng = SeededRng::new(seed);
