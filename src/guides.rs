@@ -17,6 +17,9 @@ pub mod from_diffusers {}
 #[doc = include_str!("../docs/training.md")]
 pub mod training {}
 
+#[doc = include_str!("../docs/metrics.md")]
+pub mod metrics {}
+
 #[doc = include_str!("../docs/vae.md")]
 pub mod vae {}
 

@@ -1,17 +1,20 @@
 //! Sample-quality measures, for judging a sampler's output against data: distances
 //! between point sets ([`sliced_wasserstein`], [`energy_distance`]), a two-sample test
-//! with a p-value ([`energy_test`]), and the off-manifold mass of samples measured by
-//! their nearest-neighbour distances to the data ([`off_manifold`]).
+//! with a p-value ([`energy_test`]), the off-manifold mass of samples measured by
+//! their nearest-neighbour distances to the data ([`off_manifold`]), and the Fréchet
+//! distance between Gaussian fits of features ([`frechet_distance`], FID's formula).
 //!
 //! Point sets are flat row-major `f32` slices, `dim` numbers per point (what
 //! `Tensor::try_into_vec_as::<f32>()` gives for `[N, dim]`), computed on the host in
 //! `f64`.
 
 mod energy;
+mod frechet;
 mod nearest;
 mod sliced_wasserstein;
 
 pub use energy::{TwoSampleTest, energy_distance, energy_test};
+pub use frechet::{GaussianFit, frechet_distance};
 pub use nearest::{OffManifold, nearest_distances, off_manifold};
 pub use sliced_wasserstein::sliced_wasserstein;
 
