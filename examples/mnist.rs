@@ -34,6 +34,7 @@ use burn_diffusion::{
     train::{Checkpoint, Examples, FitOptions, TrainConfig, Trainer},
 };
 use clap::{Parser, ValueEnum};
+use common::classifier::Classifier;
 use common::{exit_on_error, parse_sampler, sample_with};
 
 /// mnist: train the reference UNet on MNIST, Fashion-MNIST or the 8x8 digits
@@ -101,6 +102,8 @@ enum DatasetName {
 pub const UNET_CONFIG: &str = "unet.json";
 /// The schedule's configuration.
 pub const SCHEDULE_CONFIG: &str = "schedule.json";
+/// The digits classifier's weights, in the digits folder (written by `classifier`).
+const CLASSIFIER: &str = "classifier.bpk";
 /// Classes of every dataset here; label 10 is the null label of a `--cond` model.
 const CLASSES: usize = 10;
 /// The guidance scales w of the `--cond` grids (ε̃ = (1 + w)·ε(x, c) − w·ε(x, ∅)).
@@ -228,16 +231,27 @@ fn main() {
     }
 
     let model = trainer.ema_model();
+    // The digits classifier's features score the samples (`classifier` example).
+    let classifier_file = data_dir.join("digits").join(CLASSIFIER);
+    let classifier = (dataset == DatasetName::Digits && classifier_file.exists())
+        .then(|| exit_on_error(Classifier::load(&classifier_file, c * h * w, &device)));
     if cond {
         // One row of 8 per class (row c: class c), at each guidance scale.
         for w in GUIDANCE {
             let grid = grids.classes(&model, 8 * CLASSES, w, seed + 2);
             let png = out.join(format!("samples-guidance-{w}.png"));
+            let accuracy = classifier.as_ref().map(|classifier| {
+                let labels: Vec<i64> = (0..8 * CLASSES).map(|i| (i / 8) as i64).collect();
+                exit_on_error(classifier.accuracy(grid.clone().clamp(-1.0, 1.0), &labels))
+            });
             exit_on_error(write_png_grid_scaled(&png, grid, 8, scale));
             println!(
-                "wrote {} (row c: class c, guidance scale {w}; {}, {sample_steps} steps)",
+                "wrote {} (row c: class c, guidance scale {w}; {}, {sample_steps} steps){}",
                 png.display(),
-                sampler
+                sampler,
+                accuracy
+                    .map(|a| format!("; classifier accuracy {:.1} %", 100.0 * a))
+                    .unwrap_or_default()
             );
         }
     } else {
@@ -248,6 +262,30 @@ fn main() {
             "wrote {} ({}, {sample_steps} steps)",
             png.display(),
             sampler
+        );
+    }
+
+    if let Some(classifier) = &classifier {
+        // 250 (conditional: 25 per class, unguided) or 256 samples against as many
+        // held-out images, next to the same distance for as many training images.
+        let count = if cond { 250 } else { 256 }
+            .min(held.len())
+            .min(train.len());
+        let ids: Vec<usize> = (0..count).collect();
+        let samples = draw(&model, count, seed + 5).clamp(-1.0, 1.0);
+        let fit = |x: Tensor<4>| exit_on_error(classifier.fit(x));
+        let held_fit = fit(exit_on_error(held.batch(&ids, &device)));
+        let distance = |x: Tensor<4>| {
+            exit_on_error(
+                fit(x)
+                    .frechet_distance(&held_fit)
+                    .map_err(|e| e.to_string()),
+            )
+        };
+        println!(
+            "Fréchet distance in the digits classifier's features to {count} held-out images: samples {:.3}; training images (the floor) {:.3}",
+            distance(samples),
+            distance(exit_on_error(train.batch(&ids, &device)))
         );
     }
 

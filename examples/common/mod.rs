@@ -77,3 +77,5 @@ pub fn sample_with<M: Denoiser<D>, const D: usize>(
     bar.finish();
     out.map(|o| o.sample).map_err(e)
 }
+
+pub mod classifier;

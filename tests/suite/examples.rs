@@ -108,6 +108,11 @@ fn mnist_trains_checkpoints_reports_bits_per_dim_and_sample_reads_it() {
         assert!(is_png(&dir.join(file)), "{file} missing:\n{stdout}");
     }
     assert!(stdout.contains("bits/dim"), "{stdout}");
+    // The shipped digits classifier scores the samples.
+    assert!(
+        stdout.contains("Fréchet distance in the digits classifier's features"),
+        "{stdout}"
+    );
     let latest = burn_diffusion::train::Checkpoint::latest(dir.join("checkpoints"))
         .unwrap()
         .unwrap();
@@ -179,6 +184,23 @@ fn mnist_cond_writes_guided_class_grids_and_sample_takes_a_label() {
     std::fs::remove_dir_all(dir).unwrap();
 }
 
+/// `classifier` trains the digits classifier and writes weights that load.
+#[test]
+fn classifier_trains_and_writes_its_weights() {
+    let dir = out_dir("classifier");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("classifier.bpk");
+    let stdout = run_example(
+        "classifier",
+        &["--steps", "50", "--out", file.to_str().unwrap()],
+    );
+    assert!(
+        stdout.contains("held-out accuracy") && file.exists(),
+        "{stdout}"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
 #[test]
 fn vae_trains_and_reports_the_elbo_and_iw_bound() {
     let dir = out_dir("vae");
@@ -205,7 +227,14 @@ fn vae_trains_and_reports_the_elbo_and_iw_bound() {
 
 #[test]
 fn examples_answer_help_and_reject_unknown_flags_and_bad_values() {
-    for name in ["quickstart", "mnist", "sample", "forward_process", "vae"] {
+    for name in [
+        "quickstart",
+        "mnist",
+        "sample",
+        "forward_process",
+        "vae",
+        "classifier",
+    ] {
         let help = run_example(name, &["--help"]);
         assert!(help.contains("Usage:") && help.contains("--seed"), "{help}");
         let refused = |args: &[&str], expected: &str| {
