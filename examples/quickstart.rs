@@ -1,14 +1,17 @@
-//! Train a small MLP denoiser on a 2-D toy distribution, sample it with DDPM and DDIM,
-//! and compare the samples with held-out data.
+//! Train a small MLP denoiser (with sinusoidal features of the points) on a 2-D toy
+//! distribution, sample it with DDPM and DDIM, and compare the samples with held-out data.
 //!
 //! ```text
 //! cargo run --release --example quickstart
 //! ```
 //!
 //! Writes `out/quickstart/quickstart.png` (held-out data, DDPM samples and DDIM samples
-//! side by side) and prints the sliced Wasserstein distance of each sample set to held-out
-//! data next to the distance between two independent draws of the data, the floor that a
-//! perfect model reaches.
+//! side by side, titled) and prints the sliced Wasserstein distance of each sample set to
+//! held-out data next to the distance between two independent draws of the data, the
+//! floor that a perfect model reaches, and the share of samples off the data's manifold
+//! next to the data's own. The defaults (20,000 steps, a cosine decay from 2·10⁻³, 16
+//! sinusoidal features per coordinate) put both samplers within the data's floor on that
+//! share, in about a minute on 2 cores (docs/metrics.md).
 
 mod common;
 
@@ -25,9 +28,9 @@ use burn_diffusion::{
     process::VpProcess,
     progress::ConsoleProgress,
     schedule::ScheduleConfig,
-    train::{FitOptions, TrainConfig, Trainer},
+    train::{FitOptions, LrSchedule, TrainConfig, Trainer},
 };
-use clap::Parser;
+use clap::{Parser, ValueEnum};
 use common::{exit_on_error, sample_with};
 
 /// quickstart: train a denoiser on a 2-D toy distribution, sample it with DDPM and DDIM,
@@ -39,14 +42,28 @@ struct Args {
     #[arg(long, default_value_t = Toy2d::TwoMoons)]
     data: Toy2d,
     /// training steps
-    #[arg(long, default_value_t = 10_000)]
+    #[arg(long, default_value_t = 20_000)]
     steps: usize,
     /// batch size
     #[arg(long, default_value_t = 256)]
     batch: usize,
     /// peak learning rate
-    #[arg(long, default_value_t = 1e-3)]
+    #[arg(long, default_value_t = 2e-3)]
     lr: f64,
+    /// the learning rate after the warmup: constant, or decayed to 0 by a cosine or a
+    /// linear ramp
+    #[arg(long, value_enum, default_value_t = Decay::Cosine)]
+    lr_schedule: Decay,
+    /// width of the MLP's hidden layers
+    #[arg(long, default_value_t = 128)]
+    hidden: usize,
+    /// sinusoidal features of each coordinate fed to the MLP (0: the coordinates alone;
+    /// see MlpConfig::input_embedding)
+    #[arg(long, default_value_t = 16)]
+    input_embedding: usize,
+    /// decay of the EMA of the weights that sample
+    #[arg(long, default_value_t = 0.999)]
+    ema: f64,
     /// samples per sampler (and held-out points)
     #[arg(long, default_value_t = 2000)]
     samples: usize,
@@ -59,6 +76,27 @@ struct Args {
     /// output folder
     #[arg(long, default_value = "out/quickstart")]
     out: PathBuf,
+}
+
+/// `--lr-schedule`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Decay {
+    /// the peak rate throughout
+    Constant,
+    /// a cosine from the peak rate to 0
+    Cosine,
+    /// a linear ramp from the peak rate to 0
+    Linear,
+}
+
+impl Decay {
+    fn schedule(self) -> LrSchedule {
+        match self {
+            Decay::Constant => LrSchedule::Constant,
+            Decay::Cosine => LrSchedule::Cosine { min_lr: 0.0 },
+            Decay::Linear => LrSchedule::Linear { final_lr: 0.0 },
+        }
+    }
 }
 
 /// Diffusion steps of the process.
@@ -77,6 +115,10 @@ fn main() {
         steps,
         batch,
         lr,
+        lr_schedule,
+        hidden,
+        input_embedding,
+        ema,
         samples,
         ddim_steps,
         seed,
@@ -102,12 +144,18 @@ fn main() {
         Weighting::Uniform,
     ));
     device.seed(seed); // the initial weights: the same seed, the same run
-    let model = exit_on_error(MlpConfig::new(2).init(&device));
+    let model = exit_on_error(
+        MlpConfig::new(2)
+            .with_hidden(hidden)
+            .with_input_embedding(input_embedding)
+            .init(&device),
+    );
     let config = TrainConfig::new(steps)
         .with_batch_size(batch)
         .with_learning_rate(lr)
         .with_warmup_steps(steps / 20)
-        .with_ema_decay(0.999)
+        .with_lr_schedule(lr_schedule.schedule())
+        .with_ema_decay(ema)
         .with_seed(seed);
     let mut trainer = exit_on_error(Trainer::new(config, model, loss, &device));
     println!("training an MLP on {toy} for {steps} steps of {batch} ({TRAIN} examples)");
@@ -209,9 +257,13 @@ fn main() {
 
     let png = out.join("quickstart.png");
     let panels = [
-        scatter(&held_out[0].0, [40, 90, 200]),
-        scatter(&ddpm_points, [220, 110, 20]),
-        scatter(&ddim_points, [20, 150, 60]),
+        panel("held-out data", &held_out[0].0, [40, 90, 200]),
+        panel(&format!("DDPM, {T} steps"), &ddpm_points, [220, 110, 20]),
+        panel(
+            &format!("DDIM, {ddim_steps} steps"),
+            &ddim_points,
+            [20, 150, 60],
+        ),
     ];
     let pixels: Vec<f32> = panels.into_iter().flatten().collect();
     let images = Tensor::<4>::from_data(TensorData::new(pixels, [3, 3, PIXELS, PIXELS]), &device);
@@ -225,8 +277,8 @@ fn flat(points: &[[f32; 2]]) -> Vec<f32> {
 }
 
 /// An RGB scatter plot `[3, PIXELS, PIXELS]` in [−1, 1] of `points` (flat x, y pairs) on
-/// white, with faint axes through the origin.
-fn scatter(points: &[f32], color: [u8; 3]) -> Vec<f32> {
+/// white, with faint axes through the origin and `title` at the top left.
+fn panel(title: &str, points: &[f32], color: [u8; 3]) -> Vec<f32> {
     let mut rgb = vec![1.0f32; 3 * PIXELS * PIXELS];
     let to_pixel = |v: f32| ((v + EXTENT) / (2.0 * EXTENT) * PIXELS as f32).floor() as isize;
     let mut set = |row: usize, col: usize, c: [u8; 3]| {
@@ -249,6 +301,23 @@ fn scatter(points: &[f32], color: [u8; 3]) -> Vec<f32> {
         ] {
             if (0..PIXELS as isize).contains(&r) && (0..PIXELS as isize).contains(&c) {
                 set(r as usize, c as usize, color);
+            }
+        }
+    }
+    // The title in font8x8's glyphs at twice their size (bit j of row r: column j).
+    for (i, ch) in title.chars().enumerate() {
+        let glyph = font8x8::legacy::BASIC_LEGACY
+            .get(ch as usize)
+            .copied()
+            .unwrap_or([0; 8]);
+        for (r, bits) in glyph.iter().enumerate() {
+            for j in (0..8).filter(|j| bits >> j & 1 == 1) {
+                let (row, col) = (6 + 2 * r, 8 + 16 * i + 2 * j);
+                for (dr, dc) in [(0, 0), (0, 1), (1, 0), (1, 1)] {
+                    if col + dc < PIXELS {
+                        set(row + dr, col + dc, [30, 30, 30]);
+                    }
+                }
             }
         }
     }

@@ -10,15 +10,10 @@ mod common;
 
 use std::path::PathBuf;
 
-use burn::config::Config;
 use burn::tensor::{Device, Tensor};
-use burn_diffusion::{
-    image::write_png_grid_scaled,
-    model::{UNetConfig, WithLabels},
-    schedule::ScheduleConfig,
-    train::Checkpoint,
-};
+use burn_diffusion::{image::write_png_grid_scaled, model::WithLabels};
 use clap::{Parser, ValueEnum};
+use common::images::load_run;
 use common::{exit_on_error, parse_sampler, sample_with};
 
 /// sample: draw images from a checkpoint of the mnist example into a PNG grid
@@ -79,26 +74,8 @@ fn main() {
     let out = out.unwrap_or_else(|| run.join(format!("sample-{}-{steps}.png", sampler)));
     let device = Device::flex();
 
-    let unet = exit_on_error(UNetConfig::load(run.join("unet.json")).map_err(|e| {
-        format!(
-            "{}: {e} (train with the mnist example first)",
-            run.join("unet.json").display()
-        )
-    }));
-    let schedule_config = exit_on_error(ScheduleConfig::load(run.join("schedule.json")));
-    let schedule = exit_on_error(schedule_config.init());
-    let checkpoint = match exit_on_error(Checkpoint::latest(run.join("checkpoints"))) {
-        Some(c) => c,
-        None => exit_on_error(Err(format!(
-            "no checkpoint under {}",
-            run.join("checkpoints").display()
-        ))),
-    };
-    let model = exit_on_error(unet.init(&device));
-    let model = exit_on_error(match weights {
-        Weights::Ema => checkpoint.load_ema(model),
-        Weights::Trained => checkpoint.load_model(model),
-    });
+    let (model, unet, schedule, checkpoint) =
+        exit_on_error(load_run(&run, weights == Weights::Ema, &device));
     println!(
         "step {} of {}, {} weights; sampling {count} images with {} ({steps} steps)",
         checkpoint.state().step,

@@ -79,8 +79,16 @@ impl ConsoleProgress {
     /// Clears the bar and prints a summary line: the steps done, the elapsed time, the
     /// rate and the last loss.
     pub fn finish(self) {
+        eprintln!("{}", self.finish_line());
+    }
+
+    /// Clears the bar and returns its summary line, counted before the clearing (which
+    /// moves the bar to its end: a bar stopped early would otherwise report every step
+    /// up to `total`).
+    fn finish_line(self) -> String {
+        let line = self.summary();
         self.bar.finish_and_clear();
-        eprintln!("{}", self.summary());
+        line
     }
 
     /// `"label: N steps in S s (R/s)"`, with `", last loss L"` when a loss was given.
@@ -117,6 +125,11 @@ mod tests {
         let line = p.summary();
         assert!(line.starts_with("vae: 40 steps in "), "{line}");
         assert!(line.ends_with(", last loss 1.2346"), "{line}");
+        // A bar stopped before its total (a run in chunks) counts only what was done.
+        let chunk = ConsoleProgress::new(2000, "train").continuing_after(500);
+        chunk.update(1000, Some(0.5));
+        let line = chunk.finish_line();
+        assert!(line.starts_with("train: 500 steps in "), "{line}");
         let q = ConsoleProgress::new(3, "sample");
         q.update(3, None);
         assert!(!q.summary().contains("loss"));

@@ -79,3 +79,4 @@ pub fn sample_with<M: Denoiser<D>, const D: usize>(
 }
 
 pub mod classifier;
+pub mod images;

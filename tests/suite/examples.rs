@@ -227,14 +227,18 @@ fn vae_trains_and_reports_the_elbo_and_iw_bound() {
 
 #[test]
 fn examples_answer_help_and_reject_unknown_flags_and_bad_values() {
-    for name in [
+    let mut names = vec![
         "quickstart",
         "mnist",
         "sample",
         "forward_process",
         "vae",
         "classifier",
-    ] {
+    ];
+    if cfg!(feature = "diffusers") {
+        names.push("baseline");
+    }
+    for name in names {
         let help = run_example(name, &["--help"]);
         assert!(help.contains("Usage:") && help.contains("--seed"), "{help}");
         let refused = |args: &[&str], expected: &str| {
@@ -302,4 +306,109 @@ fn pretrained_samples_a_pipeline_folder() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("model_index.json"));
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// `baseline`: `prepare` writes the PyTorch script's inputs (readable NumPy arrays of the
+/// split, the initial UNet as a diffusers folder, the recipe); `export` writes a run of
+/// `mnist` as a diffusers folder; and `evaluate` of that folder prints exactly the numbers
+/// that `mnist` printed for its own model: one evaluation, whoever trained the model.
+#[cfg(feature = "diffusers")]
+#[test]
+fn baseline_prepares_exports_and_evaluates_as_mnist_does() {
+    let dir = out_dir("baseline");
+    let (run, prep, ours) = (dir.join("run"), dir.join("prep"), dir.join("ours"));
+    let path = |p: &Path| p.to_str().unwrap().to_string();
+    let stdout = run_example(
+        "baseline",
+        &["prepare", "--steps", "5", "--out", &path(&prep)],
+    );
+    assert!(stdout.contains("701345 parameters"), "{stdout}");
+    let recipe = std::fs::read_to_string(prep.join("train.json")).unwrap();
+    assert!(recipe.contains("\"steps\": 5") && recipe.contains("\"warmup_steps\": 200"));
+    for (file, header) in [
+        ("train-images.npy", "'shape': (1541, 1, 8, 8)"),
+        ("train-labels.npy", "'shape': (1541,)"),
+        ("held-images.npy", "'shape': (256, 1, 8, 8)"),
+        ("held-labels.npy", "'shape': (256,)"),
+    ] {
+        let bytes = std::fs::read(prep.join(file)).unwrap();
+        assert!(bytes.starts_with(b"\x93NUMPY\x01\x00"), "{file}");
+        let length = usize::from(u16::from_le_bytes([bytes[8], bytes[9]]));
+        assert_eq!(
+            (10 + length) % 64,
+            0,
+            "{file}: the header is padded to 64 bytes"
+        );
+        let text = String::from_utf8_lossy(&bytes[10..10 + length]);
+        assert!(
+            text.contains(header) && text.ends_with('\n'),
+            "{file}: {text}"
+        );
+        let width = if file.contains("images") { 4 * 64 } else { 8 };
+        let count: usize = if file.starts_with("train") { 1541 } else { 256 };
+        assert_eq!(bytes.len(), 10 + length + width * count, "{file}");
+    }
+    let (unet, config) =
+        burn_diffusion::diffusers::load_unet(prep.join("init"), &burn::tensor::Device::flex())
+            .unwrap();
+    let digits = burn_diffusion::model::UNetConfig::digits();
+    assert_eq!(burn::module::Module::num_params(&unet), 701_345);
+    assert_eq!(
+        (
+            config.base_channels,
+            &config.channel_multipliers,
+            config.res_blocks
+        ),
+        (
+            digits.base_channels,
+            &digits.channel_multipliers,
+            digits.res_blocks
+        )
+    );
+    assert_eq!(config.attention_resolutions, digits.attention_resolutions);
+
+    let numbers = |stdout: &str| -> Vec<String> {
+        stdout
+            .lines()
+            .filter(|l| l.contains("Fréchet distance") || l.contains("σ"))
+            .map(str::to_string)
+            .collect()
+    };
+    let args = ["--steps", "2", "--batch", "8", "--sample-every", "2"];
+    let more = ["--sample-steps", "3", "--eval", "2", "--out", &path(&run)];
+    let trained = run_example("mnist", &[&args[..], &more[..]].concat());
+    let stdout = run_example(
+        "baseline",
+        &["export", "--run", &path(&run), "--out", &path(&ours)],
+    );
+    assert!(stdout.contains("step 2"), "{stdout}");
+    let scored = run_example(
+        "baseline",
+        &[
+            "evaluate",
+            "--model",
+            &path(&ours),
+            "--eval",
+            "2",
+            "--sample-steps",
+            "3",
+        ],
+    );
+    assert!(is_png(&ours.join("samples.png")), "{scored}");
+    let (expected, got) = (numbers(&trained), numbers(&scored));
+    assert_eq!(expected.len(), 4, "{trained}");
+    assert_eq!(got, expected, "{scored}");
+
+    // A folder of another image size is refused with both sizes named.
+    let out = Command::new(example("baseline"))
+        .args(["--dataset", "mnist", "evaluate", "--model", &path(&ours)])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.code() == Some(1) && stderr.contains("a model of 1×8×8 images"),
+        "{stderr}"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
 }
