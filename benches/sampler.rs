@@ -29,7 +29,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 
 #[path = "common/mod.rs"]
 mod common;
-use common::devices;
+use common::{ScalarAt, devices};
 
 const SHAPE: [usize; 4] = [64, 1, 28, 28];
 
@@ -61,16 +61,6 @@ fn run_steps<S: ReverseSampler<4>>(sampler: &S, device: &Device) -> f32 {
         x = sampler.step(&mut state, i, x, output, z).unwrap().x_prev;
     }
     x.into_scalar_at(0)
-}
-
-trait ScalarAt {
-    fn into_scalar_at(self, i: usize) -> f32;
-}
-
-impl ScalarAt for Tensor<4> {
-    fn into_scalar_at(self, i: usize) -> f32 {
-        self.reshape([-1]).slice(i..i + 1).into_scalar()
-    }
 }
 
 fn bench(c: &mut Criterion) {

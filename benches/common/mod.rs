@@ -1,6 +1,6 @@
 //! What the benches share: the devices they run on.
 
-use burn::tensor::Device;
+use burn::tensor::{Device, Tensor};
 
 /// The devices named by `BENCH_DEVICES` (comma-separated: `flex`, `ndarray`), or by
 /// `default` when it is not set.
@@ -16,4 +16,18 @@ pub fn devices(default: &str) -> Vec<(&'static str, Device)> {
         }
     }
     out
+}
+
+#[allow(dead_code)] // not every bench reads back this way
+/// Element `i` of a tensor (flattened), read back: it waits for the ops that made it and
+/// copies 4 bytes.
+pub trait ScalarAt {
+    /// The element, as `f32`.
+    fn into_scalar_at(self, i: usize) -> f32;
+}
+
+impl<const D: usize> ScalarAt for Tensor<D> {
+    fn into_scalar_at(self, i: usize) -> f32 {
+        self.reshape([-1]).slice(i..i + 1).into_scalar()
+    }
 }

@@ -396,6 +396,46 @@ fn importance_sampling_is_unbiased_and_lowers_the_variance_on_a_trained_model() 
     );
 }
 
+/// The importance sampler's loss history is part of a run's random state: it must come
+/// back from `state.json` bit for bit, or a resumed run's weights and timestep draws
+/// differ in the last bits (serde_json's default float parsing is best-effort and misses
+/// by an ulp on some numbers; the crate turns on its `float_roundtrip`).
+#[test]
+fn checkpoint_state_round_trips_every_f64_bit_for_bit() {
+    use burn::config::Config;
+    use burn_diffusion::train::CheckpointState;
+    let mut rng = SeededRng::new(11);
+    // Losses as the sampler stores them (f32 values widened to f64, their squares and
+    // means) and arbitrary f64s over many exponents.
+    let history: Vec<Vec<f64>> = (0..100)
+        .map(|_| {
+            (0..100)
+                .map(|k| match k % 3 {
+                    0 => f64::from((rng.next_open01() * 5.0) as f32),
+                    1 => rng.next_open01() * 5.0,
+                    _ => rng.next_open01() * 10f64.powi(rng.next_below(40) as i32 - 20),
+                })
+                .collect()
+        })
+        .collect();
+    let state = CheckpointState::new(7, 7, config(10), "objective".into())
+        .with_timestep_losses(Some(history.clone()));
+    let dir = scratch("train", "state-round-trip");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("state.json");
+    state.save(&path).unwrap();
+    let back = CheckpointState::load(&path).unwrap();
+    let back = back.timestep_losses.unwrap();
+    let changed = history
+        .iter()
+        .flatten()
+        .zip(back.iter().flatten())
+        .filter(|(a, b)| a.to_bits() != b.to_bits())
+        .count();
+    assert_eq!(changed, 0, "of {} values", 100 * 100);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
 #[test]
 fn checkpoints_round_trip_and_survive_a_crash_mid_write() {
     let device = Device::flex();
