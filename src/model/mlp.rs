@@ -283,9 +283,11 @@ mod tests {
                 expected.extend(args.iter().map(|a| a.sin()));
                 expected.extend(args.iter().map(|a| a.cos()));
             }
+            // f32 arguments up to 50 rad carry ≈ 50 · 2⁻²³ · 2 ≈ 1.2e-5 of rounding (the
+            // scale's and the frequency's products); sin and cos add ~1e-7.
             for (k, e) in expected.iter().enumerate() {
                 let g = f64::from(got[i * 14 + k]);
-                assert!((g - e).abs() < 1e-4, "row {i} feature {k}: {g} vs {e}");
+                assert!((g - e).abs() < 2e-5, "row {i} feature {k}: {g} vs {e}");
             }
         }
     }
@@ -317,6 +319,14 @@ mod tests {
         assert_eq!(mlp.denoise(x, t, None).dims(), [4, 2]);
         assert!(mlp.check_input(&[4, 2]).is_ok());
         assert!(mlp.check_input(&[4, 34]).is_err());
+        // An empty batch stays empty; a NaN coordinate reaches the output.
+        let empty = Tensor::<2>::zeros([0, 2], &device);
+        let none = Tensor::<1, Int>::zeros([0], &device);
+        assert_eq!(mlp.denoise(empty, none, None).dims(), [0, 2]);
+        let x = Tensor::<2>::from_floats([[f32::NAN, 0.5]], &device);
+        let out = mlp.denoise(x, Tensor::from_ints([3], &device), None);
+        let out = out.into_data().try_to_vec::<f32>().unwrap();
+        assert!(out.iter().all(|v| v.is_nan()), "{out:?}");
     }
 
     #[test]
