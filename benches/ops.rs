@@ -1,6 +1,8 @@
 //! Per-op Criterion benchmarks at the shapes of the reference UNet's 28×28 preset
 //! (`UNetConfig::mnist()`, batch 32): 3×3 convolutions forward and forward + backward at
-//! each level's width, GroupNorm (8 groups), SiLU forward and forward + backward, an
+//! each level's width, GroupNorm (8 groups) forward and GroupNorm + SiLU forward +
+//! backward, SiLU forward and forward + backward (each as Burn's composition and as
+//! `burn_diffusion::fused`'s op), an
 //! elementwise add, the skip connection's `cat`, and one-head self-attention at 7×7.
 //! `benches/pytorch_ops.py` times the same ops in PyTorch; the table is in
 //! docs/benchmarks.md.
@@ -20,7 +22,7 @@ use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{GroupNorm, GroupNormConfig, PaddingConfig2d};
 use burn::tensor::activation::{silu, softmax};
 use burn::tensor::{Device, Tensor};
-use burn_diffusion::noise::randn;
+use burn_diffusion::{fused, noise::randn};
 use criterion::{Criterion, criterion_group, criterion_main};
 
 #[path = "common/mod.rs"]
@@ -69,6 +71,30 @@ fn bench_ops(c: &mut Criterion) {
             group.bench_function(format!("group_norm/{channels}x{side}/{name}"), |b| {
                 b.iter(|| black_box(sync(norm.forward(x.clone()))))
             });
+            group.bench_function(format!("group_norm_fused/{channels}x{side}/{name}"), |b| {
+                b.iter(|| black_box(sync(fused::group_norm(x.clone(), &norm))))
+            });
+            let norm_ad: GroupNorm = GroupNormConfig::new(8, channels).init(&ad);
+            group.bench_function(
+                format!("group_norm_silu_fwd_bwd/{channels}x{side}/{name}"),
+                |b| {
+                    b.iter(|| {
+                        let y = silu(norm_ad.forward(x_ad.clone()));
+                        let grads = y.sum().backward();
+                        black_box(sync(x_ad.grad(&grads).expect("a gradient")))
+                    })
+                },
+            );
+            group.bench_function(
+                format!("group_norm_silu_fused_fwd_bwd/{channels}x{side}/{name}"),
+                |b| {
+                    b.iter(|| {
+                        let y = fused::group_norm_silu(x_ad.clone(), &norm_ad);
+                        let grads = y.sum().backward();
+                        black_box(sync(x_ad.grad(&grads).expect("a gradient")))
+                    })
+                },
+            );
         }
         let (channels, side) = LEVELS[0];
         let shape = [BATCH, channels, side, side];
@@ -84,6 +110,18 @@ fn bench_ops(c: &mut Criterion) {
                 black_box(sync(x_ad.grad(&grads).expect("a gradient")))
             })
         });
+        group.bench_function(format!("silu_fused/{channels}x{side}/{name}"), |b| {
+            b.iter(|| black_box(sync(fused::silu(x.clone()))))
+        });
+        group.bench_function(
+            format!("silu_fused_fwd_bwd/{channels}x{side}/{name}"),
+            |b| {
+                b.iter(|| {
+                    let grads = fused::silu(x_ad.clone()).sum().backward();
+                    black_box(sync(x_ad.grad(&grads).expect("a gradient")))
+                })
+            },
+        );
         group.bench_function(format!("add/{channels}x{side}/{name}"), |b| {
             b.iter(|| black_box(sync(x.clone() + y.clone())))
         });

@@ -112,6 +112,7 @@ pub mod data;
 pub mod diffusers;
 mod error;
 mod files;
+pub mod fused;
 pub mod gaussian;
 pub mod guides;
 pub mod host;

@@ -3,10 +3,10 @@
 use burn::config::Config;
 use burn::module::Module;
 use burn::nn::{Embedding, EmbeddingConfig, Linear, LinearConfig};
-use burn::tensor::activation::silu;
 use burn::tensor::{Device, Int, Tensor};
 
 use crate::error::{self, DiffusionError};
+use crate::fused::silu;
 use crate::model::Denoiser;
 use crate::model::unet::{TimeEmbedding, sinusoidal, with_class_embedding};
 

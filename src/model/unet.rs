@@ -7,11 +7,12 @@ use burn::nn::{
     Dropout, DropoutConfig, Embedding, EmbeddingConfig, GroupNorm, GroupNormConfig, Initializer,
     Linear, LinearConfig, PaddingConfig2d,
 };
-use burn::tensor::activation::{silu, softmax};
+use burn::tensor::activation::softmax;
 use burn::tensor::{Device, Int, Tensor};
 
 use crate::error::{self, DiffusionError};
 use crate::files;
+use crate::fused::{group_norm, group_norm_silu, silu};
 use crate::model::Denoiser;
 
 /// Configuration of [`UNet`]: the architecture of Ho et al. (2020, Appendix B; the
@@ -439,12 +440,12 @@ impl ResBlock {
     }
 
     fn forward(&self, x: Tensor<4>, temb: Tensor<2>) -> Tensor<4> {
-        let h = self.conv1.forward(silu(self.norm1.forward(x.clone())));
+        let h = self.conv1.forward(group_norm_silu(x.clone(), &self.norm1));
         let [n, c] = [h.dims()[0], h.dims()[1]];
         let h = h + self.temb_proj.forward(silu(temb)).reshape([n, c, 1, 1]);
         let h = self
             .conv2
-            .forward(self.dropout.forward(silu(self.norm2.forward(h))));
+            .forward(self.dropout.forward(group_norm_silu(h, &self.norm2)));
         let x = match &self.shortcut {
             Some(conv) => conv.forward(x),
             None => x,
@@ -480,7 +481,7 @@ impl AttnBlock {
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let [n, c, h, w] = x.dims();
         let (heads, d) = (self.heads, c / self.heads);
-        let y = self.norm.forward(x.clone());
+        let y = group_norm(x.clone(), &self.norm);
         // [n, c, h, w] → [n, heads, d, hw]: head i holds channels i·d..(i+1)·d.
         let split = |t: Tensor<4>| t.reshape([n, heads, d, h * w]);
         let q = split(self.q.forward(y.clone())).swap_dims(2, 3); // [n, heads, hw, d]
@@ -642,7 +643,7 @@ impl UNet {
                 h = stage.forward(h, temb.clone());
             }
         }
-        self.conv_out.forward(silu(self.norm_out.forward(h)))
+        self.conv_out.forward(group_norm_silu(h, &self.norm_out))
     }
 
     /// The number of classes of the class embedding (0: unconditional).

@@ -1,0 +1,432 @@
+//! Fused ops for the reference UNet's hot path, with a plain-Burn fallback everywhere.
+//!
+//! Burn computes `activation::silu(x)` as `x * sigmoid(x)`: two passes forward, and under
+//! autodiff two nodes that keep both `x` and `σ(x)` for the backward, which then takes
+//! several more passes. [`silu`] here is one pass forward and one pass backward, keeps
+//! only `x`, and on the Flex backend runs a vectorized, multi-threaded kernel (about
+//! 30× faster than the composition at the UNet's shapes; see docs/benchmarks.md).
+//!
+//! The ops are a Burn backend extension ([`FusedOps`], through Burn's
+//! `#[backend_extension]`): implemented on Flex (`f32`; other dtypes compose) and on
+//! NdArray (the composition, as one node). On every other device the functions here call
+//! the plain composition, so they are a drop-in replacement on any backend; results agree
+//! with the composition to float32 rounding (tested, values and gradients).
+//!
+//! ```
+//! use burn::tensor::{Device, Tensor};
+//! use burn_diffusion::fused;
+//!
+//! let device = Device::flex();
+//! let x = Tensor::<1>::from_floats([-2.0, 0.0, 3.0], &device);
+//! let y = fused::silu(x.clone());
+//! let reference = burn::tensor::activation::silu(x);
+//! y.into_data().assert_approx_eq::<f32>(&reference.into_data(), Default::default());
+//! ```
+
+mod autodiff;
+mod extension;
+#[cfg(feature = "flex")]
+mod flex;
+pub mod kernels;
+
+use burn::backend::Dispatch;
+use burn::nn::GroupNorm;
+use burn::tensor::{Device, Tensor};
+
+pub use extension::FusedOps;
+
+/// SiLU, x · σ(x) element-wise, fused (one pass forward and one backward) where the
+/// backend has the kernel.
+///
+/// # Shapes
+///
+/// - `x`: any; the output has the same shape.
+pub fn silu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    if !routed(&x.device()) {
+        return burn::tensor::activation::silu(x);
+    }
+    Tensor::from_dispatch(<Dispatch as FusedOps>::silu(x.into_dispatch()))
+}
+
+/// `norm`'s GroupNorm of `x`, fused (statistics, normalization and affine in one node)
+/// where the backend has the kernel: the same function as `norm.forward(x)`.
+///
+/// A non-affine `norm` normalizes with γ = 1, β = 0.
+///
+/// # Shapes
+///
+/// - `x`: `[batch, channels, ...]` with `norm.num_channels` channels; the output has the
+///   same shape.
+///
+/// # Panics
+///
+/// As `GroupNorm::forward`: if `x` does not have `norm.num_channels` channels.
+pub fn group_norm<const D: usize>(x: Tensor<D>, norm: &GroupNorm) -> Tensor<D> {
+    group_norm_then(x, norm, false)
+}
+
+/// `silu(norm.forward(x))`, GroupNorm and SiLU fused into one node (one pass forward
+/// after the statistics, and one backward) where the backend has the kernel: the
+/// pre-activation of every residual block of the UNet.
+///
+/// # Shapes
+///
+/// - `x`: `[batch, channels, ...]` with `norm.num_channels` channels; the output has the
+///   same shape.
+///
+/// # Panics
+///
+/// As `GroupNorm::forward`: if `x` does not have `norm.num_channels` channels.
+pub fn group_norm_silu<const D: usize>(x: Tensor<D>, norm: &GroupNorm) -> Tensor<D> {
+    group_norm_then(x, norm, true)
+}
+
+fn group_norm_then<const D: usize>(x: Tensor<D>, norm: &GroupNorm, then_silu: bool) -> Tensor<D> {
+    let shape = x.shape();
+    if !routed(&x.device()) || D < 3 {
+        let y = norm.forward(x);
+        return if then_silu { silu(y) } else { y };
+    }
+    assert_eq!(
+        shape[1], norm.num_channels,
+        "group_norm: the input has {} channels, the GroupNorm {}",
+        shape[1], norm.num_channels
+    );
+    let device = x.device();
+    let c = norm.num_channels;
+    let gamma = norm
+        .gamma
+        .as_ref()
+        .map(|p| p.val())
+        .unwrap_or_else(|| Tensor::ones([c], &device));
+    let beta = norm
+        .beta
+        .as_ref()
+        .map(|p| p.val())
+        .unwrap_or_else(|| Tensor::zeros([c], &device));
+    let x: Tensor<3> = x.reshape([shape[0] as i64, c as i64, -1]);
+    let y = <Dispatch as FusedOps>::group_norm(
+        x.into_dispatch(),
+        gamma.into_dispatch(),
+        beta.into_dispatch(),
+        norm.num_groups,
+        norm.epsilon,
+        then_silu,
+    );
+    Tensor::<3>::from_dispatch(y).reshape(shape)
+}
+
+/// Whether `device` (under autodiff or not) is one that [`FusedOps`] is implemented for.
+fn routed(device: &Device) -> bool {
+    use burn::backend::DispatchDevice;
+    match device.clone().inner().as_dispatch() {
+        #[cfg(feature = "flex")]
+        DispatchDevice::Flex(_) => true,
+        #[cfg(feature = "ndarray")]
+        DispatchDevice::NdArray(_) => true,
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::{Distribution, TensorData, Tolerance};
+
+    #[allow(deprecated)] // NdArray is deprecated in Burn 0.22 and still a device of the suite.
+    fn devices() -> Vec<Device> {
+        vec![Device::flex(), Device::ndarray()]
+    }
+
+    fn assert_close(a: Tensor<4>, b: Tensor<4>, what: &str) {
+        let (a, b) = (a.into_data(), b.into_data());
+        let a: Vec<f32> = a.try_to_vec().unwrap();
+        let b: Vec<f32> = b.try_to_vec().unwrap();
+        assert_eq!(a.len(), b.len());
+        for (i, (&x, &y)) in a.iter().zip(&b).enumerate() {
+            let ok = (x.is_nan() && y.is_nan())
+                || x == y
+                || (x - y).abs() <= 8.0 * f32::EPSILON * y.abs().max(1e-3);
+            assert!(ok, "{what}[{i}]: {x} against {y}");
+        }
+    }
+
+    #[test]
+    fn silu_matches_the_composition_in_values_and_gradients() {
+        for device in devices() {
+            for (seed, shape) in [[2, 3, 5, 7], [1, 1, 1, 1], [4, 32, 9, 9]]
+                .iter()
+                .enumerate()
+            {
+                device.seed(seed as u64);
+                let x = Tensor::<4>::random(*shape, Distribution::Normal(0.0, 4.0), &device);
+                let g = Tensor::<4>::random(*shape, Distribution::Normal(0.0, 1.0), &device);
+                assert_close(
+                    silu(x.clone()),
+                    burn::tensor::activation::silu(x.clone()),
+                    "silu",
+                );
+
+                let grad_of = |f: fn(Tensor<4>) -> Tensor<4>| {
+                    let x = x.clone().autodiff().require_grad();
+                    let y = f(x.clone()) * g.clone();
+                    let grads = y.sum().backward();
+                    x.grad(&grads).expect("gradient")
+                };
+                // Against f64, within 8 ε of the sum's condition |g σ| + |g x σ (1 − σ)|:
+                // both the fused gradient and the composition's must be.
+                let xs: Vec<f32> = x.to_data().try_to_vec().unwrap();
+                let gs: Vec<f32> = g.to_data().try_to_vec().unwrap();
+                for (what, grad) in [
+                    ("fused", grad_of(silu)),
+                    ("composed", grad_of(burn::tensor::activation::silu)),
+                ] {
+                    let grad: Vec<f32> = grad.into_data().try_to_vec().unwrap();
+                    for ((&x, &g), &d) in xs.iter().zip(&gs).zip(&grad) {
+                        let (x, g) = (f64::from(x), f64::from(g));
+                        let s = 1.0 / (1.0 + (-x).exp());
+                        let exact = g * s + g * x * s * (1.0 - s);
+                        let condition = (g * s).abs() + (g * x * s * (1.0 - s)).abs();
+                        let bound = 8.0 * f64::from(f32::EPSILON) * condition + 1e-30;
+                        assert!(
+                            (f64::from(d) - exact).abs() <= bound,
+                            "{what} ∂silu at x = {x}: {d} against {exact}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// A GroupNorm of `gamma.len()` channels in `groups` groups with these parameters.
+    fn norm_with(gamma: &[f32], beta: &[f32], groups: usize, device: &Device) -> GroupNorm {
+        let param = |v: &[f32]| {
+            let t = Tensor::<1>::from_floats(v, device);
+            let t = if device.is_autodiff() {
+                t.require_grad()
+            } else {
+                t
+            };
+            Some(burn::module::Param::from_tensor(t))
+        };
+        GroupNorm {
+            gamma: param(gamma),
+            beta: param(beta),
+            num_groups: groups,
+            num_channels: gamma.len(),
+            epsilon: 1e-5,
+            affine: true,
+        }
+    }
+
+    fn values(x: Tensor<1>) -> Vec<f32> {
+        x.into_data().try_to_vec().unwrap()
+    }
+
+    /// GroupNorm (+ SiLU) in f64 on the host, for `[n, c, len]` in row-major order.
+    fn group_norm_f64(
+        x: &[f64],
+        gamma: &[f64],
+        beta: &[f64],
+        [n, c, len]: [usize; 3],
+        groups: usize,
+        then_silu: bool,
+    ) -> Vec<f64> {
+        let block = c / groups * len;
+        let mut out = vec![0.0; x.len()];
+        for b in 0..n * groups {
+            let xs = &x[b * block..(b + 1) * block];
+            let mean = xs.iter().sum::<f64>() / block as f64;
+            let var = xs.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / block as f64;
+            for (i, v) in xs.iter().enumerate() {
+                let ch = (b % groups) * (c / groups) + i / len;
+                let z = (v - mean) / (var + 1e-5).sqrt() * gamma[ch] + beta[ch];
+                out[b * block + i] = if then_silu { z / (1.0 + (-z).exp()) } else { z };
+            }
+        }
+        out
+    }
+
+    /// Values and gradients (of Σ y·w) of the fused GroupNorm against the host f64
+    /// reference and its central finite differences, which share no code with either the
+    /// Flex kernel or the composition.
+    #[test]
+    fn group_norm_matches_an_f64_reference_and_its_finite_differences() {
+        for device in devices() {
+            for (case, (dims, groups)) in [
+                ([2, 4, 3, 3], 2),
+                ([1, 6, 5, 1], 3),
+                ([3, 2, 1, 1], 1),
+                ([2, 3, 4, 2], 3),
+            ]
+            .into_iter()
+            .enumerate()
+            {
+                for then_silu in [false, true] {
+                    device.seed(case as u64);
+                    let [n, c, h, w] = dims;
+                    let shape3 = [n, c, h * w];
+                    let x = Tensor::<4>::random(dims, Distribution::Normal(0.5, 2.0), &device);
+                    let wt = Tensor::<4>::random(dims, Distribution::Normal(0.0, 1.0), &device);
+                    let gamma: Vec<f32> = (0..c).map(|i| 0.5 + 0.3 * i as f32).collect();
+                    let beta: Vec<f32> = (0..c).map(|i| 0.2 * i as f32 - 0.3).collect();
+                    let ad = device.clone().autodiff();
+                    let norm = norm_with(&gamma, &beta, groups, &ad);
+                    let xa = x.clone().autodiff().require_grad();
+                    let f = if then_silu {
+                        group_norm_silu
+                    } else {
+                        group_norm
+                    };
+                    let y = f(xa.clone(), &norm);
+                    let grads = (y.clone() * wt.clone()).sum().backward();
+                    let got_y = values(y.flatten(0, 3));
+                    let got_dx = values(xa.grad(&grads).unwrap().flatten(0, 3));
+                    let got_dg = values(norm.gamma.as_ref().unwrap().grad(&grads).unwrap());
+                    let got_db = values(norm.beta.as_ref().unwrap().grad(&grads).unwrap());
+
+                    let f64s = |v: Vec<f32>| v.into_iter().map(f64::from).collect::<Vec<_>>();
+                    let xs = f64s(values(x.flatten(0, 3)));
+                    let ws = f64s(values(wt.flatten(0, 3)));
+                    let (gs, bs) = (f64s(gamma.clone()), f64s(beta.clone()));
+                    let forward = |xs: &[f64], gs: &[f64], bs: &[f64]| {
+                        group_norm_f64(xs, gs, bs, shape3, groups, then_silu)
+                    };
+                    let loss = |xs: &[f64], gs: &[f64], bs: &[f64]| -> f64 {
+                        forward(xs, gs, bs)
+                            .iter()
+                            .zip(&ws)
+                            .map(|(y, w)| y * w)
+                            .sum()
+                    };
+                    let fd = |which: usize, i: usize| {
+                        let h = 1e-6;
+                        let mut v = [xs.clone(), gs.clone(), bs.clone()];
+                        v[which][i] += h;
+                        let up = loss(&v[0], &v[1], &v[2]);
+                        v[which][i] -= 2.0 * h;
+                        (up - loss(&v[0], &v[1], &v[2])) / (2.0 * h)
+                    };
+                    let what = format!("{dims:?}/{groups} silu {then_silu} on {device:?}");
+                    let reference = forward(&xs, &gs, &bs);
+                    for (i, (&a, &r)) in got_y.iter().zip(&reference).enumerate() {
+                        assert!(
+                            (f64::from(a) - r).abs() <= 2e-6 * (1.0 + r.abs()),
+                            "{what} y[{i}]"
+                        );
+                    }
+                    for (which, got) in [(0, &got_dx), (1, &got_dg), (2, &got_db)] {
+                        let exact: Vec<f64> = (0..got.len()).map(|i| fd(which, i)).collect();
+                        let scale = exact.iter().fold(1.0f64, |m, v| m.max(v.abs()));
+                        for (i, (&a, &r)) in got.iter().zip(&exact).enumerate() {
+                            assert!(
+                                (f64::from(a) - r).abs() <= 2e-5 * scale,
+                                "{what} gradient {which}[{i}]: {a} against {r}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// At the UNet's shapes (and with several threads' worth of groups), the fused op and
+    /// Burn's `GroupNorm` + SiLU agree in values and in all three gradients.
+    #[test]
+    fn group_norm_silu_matches_burn_at_the_unets_shapes() {
+        for device in devices() {
+            device.seed(7);
+            let dims = [4, 32, 14, 14];
+            let x = Tensor::<4>::random(dims, Distribution::Normal(-0.3, 1.5), &device);
+            let wt = Tensor::<4>::random(dims, Distribution::Normal(0.0, 1.0), &device);
+            let gamma: Vec<f32> = (0..32).map(|i| 1.0 + 0.01 * i as f32).collect();
+            let beta: Vec<f32> = (0..32).map(|i| 0.05 * i as f32 - 0.5).collect();
+            let run = |fused_op: bool| {
+                let ad = device.clone().autodiff();
+                let norm = norm_with(&gamma, &beta, 8, &ad);
+                let xa = x.clone().autodiff().require_grad();
+                let y = if fused_op {
+                    group_norm_silu(xa.clone(), &norm)
+                } else {
+                    burn::tensor::activation::silu(norm.forward(xa.clone()))
+                };
+                let grads = (y.clone() * wt.clone()).sum().backward();
+                [
+                    values(y.flatten(0, 3)),
+                    values(xa.grad(&grads).unwrap().flatten(0, 3)),
+                    values(norm.gamma.as_ref().unwrap().grad(&grads).unwrap()),
+                    values(norm.beta.as_ref().unwrap().grad(&grads).unwrap()),
+                ]
+            };
+            let (fused_out, burn_out) = (run(true), run(false));
+            for (k, (a, b)) in fused_out.iter().zip(&burn_out).enumerate() {
+                let scale = b.iter().fold(1.0f32, |m, v| m.max(v.abs()));
+                for (i, (&u, &v)) in a.iter().zip(b).enumerate() {
+                    assert!(
+                        (u - v).abs() <= 1e-5 * scale,
+                        "output {k}[{i}]: {u} against {v}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn group_norm_propagates_nan_within_its_group_only_and_handles_non_affine() {
+        for device in devices() {
+            let mut v: Vec<f32> = (0..16).map(|i| i as f32 * 0.25).collect();
+            v[1] = f32::NAN;
+            let x = Tensor::<4>::from_data(TensorData::new(v, [1, 4, 2, 2]), &device);
+            let norm = norm_with(&[1.0, 2.0, 0.5, 1.5], &[0.0, 0.1, 0.2, 0.3], 2, &device);
+            let y = values(group_norm_silu(x.clone(), &norm).flatten(0, 3));
+            assert!(y[..8].iter().all(|v| v.is_nan()), "{y:?}");
+            assert!(y[8..].iter().all(|v| v.is_finite()), "{y:?}");
+
+            let plain: GroupNorm = burn::nn::GroupNormConfig::new(2, 4)
+                .with_affine(false)
+                .init(&device);
+            let x = Tensor::<3>::random([3, 4, 5], Distribution::Normal(0.0, 1.0), &device);
+            let (a, b) = (
+                values(group_norm(x.clone(), &plain).flatten(0, 2)),
+                values(plain.forward(x).flatten(0, 2)),
+            );
+            for (u, v) in a.iter().zip(&b) {
+                assert!((u - v).abs() <= 1e-5 * (1.0 + v.abs()), "{u} against {v}");
+            }
+        }
+    }
+
+    #[test]
+    fn silu_propagates_nan_and_infinities_like_the_composition() {
+        for device in devices() {
+            let values = [
+                f32::NAN,
+                f32::INFINITY,
+                f32::NEG_INFINITY,
+                -100.0,
+                100.0,
+                0.0,
+            ];
+            let x = Tensor::<4>::from_data(TensorData::new(values.to_vec(), [1, 1, 2, 3]), &device);
+            assert_close(silu(x.clone()), burn::tensor::activation::silu(x), "silu");
+        }
+    }
+
+    #[test]
+    fn silu_of_a_non_contiguous_tensor_and_of_f64() {
+        for device in devices() {
+            let x = Tensor::<4>::random([2, 3, 4, 5], Distribution::Normal(0.0, 3.0), &device);
+            let t = x.clone().swap_dims(1, 3);
+            assert_close(
+                silu(t.clone()),
+                burn::tensor::activation::silu(t),
+                "transposed",
+            );
+            let x64 = x.cast(burn::tensor::DType::F64);
+            silu(x64.clone()).into_data().assert_approx_eq::<f64>(
+                &burn::tensor::activation::silu(x64).into_data(),
+                Tolerance::default(),
+            );
+        }
+    }
+}
