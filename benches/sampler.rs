@@ -102,6 +102,10 @@ fn bench(c: &mut Criterion) {
         group.bench_function("ddim_50_step", |b| {
             b.iter(|| black_box(run_steps(&ddim, &device)))
         });
+        // The N(0, 1) draws of one DDPM step: the seeded host generator, uploaded.
+        group.bench_function("randn_one_step", |b| {
+            b.iter(|| black_box(randn::<4>(SHAPE, 3, &device).into_scalar_at(0)))
+        });
         // The floor of a step: ten chained elementwise ops on one batch, read once.
         let x = randn::<4>(SHAPE, 2, &device);
         group.bench_function("ten_elementwise_ops", |b| {

@@ -96,6 +96,8 @@ enum Command {
 }
 
 fn main() {
+    // Freed buffers are reused instead of returned to the system (see `tuning`).
+    burn_diffusion::tuning::keep_freed_memory();
     let Args {
         command,
         dataset,

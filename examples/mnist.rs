@@ -82,6 +82,8 @@ pub const UNET_CONFIG: &str = "unet.json";
 pub const SCHEDULE_CONFIG: &str = "schedule.json";
 
 fn main() {
+    // Freed buffers are reused instead of returned to the system (see `tuning`).
+    burn_diffusion::tuning::keep_freed_memory();
     let Args {
         dataset,
         recipe,

@@ -105,6 +105,8 @@ impl Sampler {
 }
 
 fn main() {
+    // Freed buffers are reused instead of returned to the system (see `tuning`).
+    burn_diffusion::tuning::keep_freed_memory();
     let args = Args::parse();
     let device = Device::flex();
     let out = args.out.clone().unwrap_or_else(|| {

@@ -110,6 +110,8 @@ const EXTENT: f32 = 4.0;
 const PIXELS: usize = 320;
 
 fn main() {
+    // Freed buffers are reused instead of returned to the system (see `tuning`).
+    burn_diffusion::tuning::keep_freed_memory();
     let Args {
         data: toy,
         steps,

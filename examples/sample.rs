@@ -60,6 +60,8 @@ enum Weights {
 }
 
 fn main() {
+    // Freed buffers are reused instead of returned to the system (see `tuning`).
+    burn_diffusion::tuning::keep_freed_memory();
     let Args {
         run,
         sampler,

@@ -129,6 +129,7 @@ pub mod sampler;
 pub mod schedule;
 mod size;
 pub mod train;
+pub mod tuning;
 pub mod vae;
 
 pub use error::{DiffusionError, Result};

@@ -66,33 +66,95 @@ pub fn silu_backward(x: f32, g: f32) -> f32 {
     g * (s * (1.0 + x * (1.0 - s)))
 }
 
-/// Runs `f` in a copy compiled for the widest vector unit the CPU has.
+/// A loop to compile for several instruction sets: [`vectorized`] runs it in a copy
+/// compiled for AVX-512 or AVX2 when the CPU has them.
+///
+/// `run` must be `#[inline(always)]`, and so must everything it calls that should be
+/// vectorized: only what is inlined into the `#[target_feature]` copy is compiled for
+/// its instruction set. (A closure does not guarantee that: a large one is compiled
+/// once, for the baseline, and called; the noise generator's loop stayed scalar so.)
+pub trait Vectorized {
+    /// What the loop returns.
+    type Output;
+    /// Runs the loop.
+    fn run(self) -> Self::Output;
+}
+
+/// Runs `kernel` in a copy compiled for the widest vector unit the CPU has (detected at
+/// run time; the baseline copy elsewhere).
 #[inline(always)]
-pub fn vectorized<R>(f: impl FnOnce() -> R) -> R {
+pub fn vectorized<K: Vectorized>(kernel: K) -> K::Output {
     #[cfg(target_arch = "x86_64")]
     {
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            // SAFETY: the CPU has AVX-512F, checked just above.
-            return unsafe { with_avx512(f) };
+        if std::arch::is_x86_feature_detected!("avx512f")
+            && std::arch::is_x86_feature_detected!("avx512dq")
+        {
+            // SAFETY: the CPU has AVX-512F and DQ, checked just above.
+            return unsafe { with_avx512(kernel) };
         }
         if std::arch::is_x86_feature_detected!("avx2") {
             // SAFETY: the CPU has AVX2, checked just above.
-            return unsafe { with_avx2(f) };
+            return unsafe { with_avx2(kernel) };
         }
     }
-    f()
+    kernel.run()
 }
 
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn with_avx512<R>(f: impl FnOnce() -> R) -> R {
-    f()
+#[target_feature(enable = "avx512f,avx512dq")]
+unsafe fn with_avx512<K: Vectorized>(kernel: K) -> K::Output {
+    kernel.run()
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn with_avx2<R>(f: impl FnOnce() -> R) -> R {
-    f()
+unsafe fn with_avx2<K: Vectorized>(kernel: K) -> K::Output {
+    kernel.run()
+}
+
+/// `out[i] = f(x[i])`.
+struct MapLoop<'a, F> {
+    x: &'a [f32],
+    out: &'a mut [f32],
+    f: F,
+}
+
+impl<F: Fn(f32) -> f32> Vectorized for MapLoop<'_, F> {
+    type Output = ();
+    #[inline(always)]
+    fn run(self) {
+        map_loop(self.x, self.out, self.f)
+    }
+}
+
+/// `x[i] = f(x[i])`.
+struct InPlaceLoop<'a, F> {
+    x: &'a mut [f32],
+    f: F,
+}
+
+impl<F: Fn(f32) -> f32> Vectorized for InPlaceLoop<'_, F> {
+    type Output = ();
+    #[inline(always)]
+    fn run(self) {
+        in_place_loop(self.x, self.f)
+    }
+}
+
+/// `out[i] = f(x[i], y[i])`.
+struct ZipLoop<'a, F> {
+    x: &'a [f32],
+    y: &'a [f32],
+    out: &'a mut [f32],
+    f: F,
+}
+
+impl<F: Fn(f32, f32) -> f32> Vectorized for ZipLoop<'_, F> {
+    type Output = ();
+    #[inline(always)]
+    fn run(self) {
+        zip_loop(self.x, self.y, self.out, self.f)
+    }
 }
 
 // The loops take their slices as arguments (not as a closure's captures): the compiler
@@ -127,7 +189,7 @@ fn zip_loop(x: &[f32], y: &[f32], out: &mut [f32], f: impl Fn(f32, f32) -> f32) 
 /// If the slices' lengths differ (a bug of the caller, never of user data).
 pub fn map(x: &[f32], out: &mut [f32], f: impl Fn(f32) -> f32 + Sync + Send + Copy) {
     assert_eq!(x.len(), out.len(), "map: slice lengths differ");
-    let serial = |x: &[f32], out: &mut [f32]| vectorized(|| map_loop(x, out, f));
+    let serial = |x: &[f32], out: &mut [f32]| vectorized(MapLoop { x, out, f });
     #[cfg(feature = "flex")]
     {
         use rayon::prelude::*;
@@ -143,7 +205,7 @@ pub fn map(x: &[f32], out: &mut [f32], f: impl Fn(f32) -> f32 + Sync + Send + Co
 
 /// `x[i] = f(x[i])`, as [`map`].
 pub fn map_in_place(x: &mut [f32], f: impl Fn(f32) -> f32 + Sync + Send + Copy) {
-    let serial = |x: &mut [f32]| vectorized(|| in_place_loop(x, f));
+    let serial = |x: &mut [f32]| vectorized(InPlaceLoop { x, f });
     #[cfg(feature = "flex")]
     {
         use rayon::prelude::*;
@@ -170,7 +232,7 @@ pub fn zip_map(
         x.len() == out.len() && y.len() == out.len(),
         "zip_map: slice lengths differ"
     );
-    let serial = |x: &[f32], y: &[f32], out: &mut [f32]| vectorized(|| zip_loop(x, y, out, f));
+    let serial = |x: &[f32], y: &[f32], out: &mut [f32]| vectorized(ZipLoop { x, y, out, f });
     #[cfg(feature = "flex")]
     {
         use rayon::prelude::*;
@@ -280,6 +342,38 @@ struct Group<'a> {
     silu_after: bool,
 }
 
+/// One group's normalization: [`group_norm_block`].
+struct GroupNormBlock<'a> {
+    x: &'a [f32],
+    out: &'a mut [f32],
+    group: Group<'a>,
+}
+
+impl Vectorized for GroupNormBlock<'_> {
+    type Output = ();
+    #[inline(always)]
+    fn run(self) {
+        group_norm_block(self.x, self.out, self.group)
+    }
+}
+
+/// One group's gradient: [`backward_block`].
+struct BackwardBlock<'a> {
+    x: &'a [f32],
+    grad: &'a [f32],
+    dx: &'a mut [f32],
+    partial: &'a mut [(f64, f64)],
+    group: Group<'a>,
+}
+
+impl Vectorized for BackwardBlock<'_> {
+    type Output = ();
+    #[inline(always)]
+    fn run(self) {
+        backward_block(self.x, self.grad, self.dx, self.partial, self.group)
+    }
+}
+
 #[inline(always)]
 fn group_norm_block(x: &[f32], out: &mut [f32], group: Group) {
     let Group {
@@ -332,7 +426,7 @@ pub fn group_norm(
     }
     let run = |b: usize, x: &[f32], out: &mut [f32]| {
         let group = shape.group(b, gamma, beta, epsilon, silu_after);
-        vectorized(|| group_norm_block(x, out, group))
+        vectorized(GroupNormBlock { x, out, group })
     };
     #[cfg(feature = "flex")]
     {
@@ -395,7 +489,13 @@ pub fn group_norm_backward(
     let mut partial = vec![(0.0f64, 0.0f64); shape.n * shape.channels];
     let run = |b: usize, x: &[f32], grad: &[f32], dx: &mut [f32], partial: &mut [(f64, f64)]| {
         let group = shape.group(b, gamma, beta, epsilon, silu_after);
-        vectorized(|| backward_block(x, grad, dx, partial, group))
+        vectorized(BackwardBlock {
+            x,
+            grad,
+            dx,
+            partial,
+            group,
+        })
     };
     #[cfg(feature = "flex")]
     {
