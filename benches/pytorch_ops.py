@@ -50,6 +50,12 @@ for channels, side in LEVELS:
     with torch.no_grad():
         report(f"group_norm/{channels}x{side}", lambda: norm(x))
 
+    def group_norm_silu_fwd_bwd():
+        F.silu(norm(x_ad)).sum().backward()
+        return x_ad.grad
+
+    report(f"group_norm_silu_fwd_bwd/{channels}x{side}", group_norm_silu_fwd_bwd)
+
 channels, side = LEVELS[0]
 x = torch.randn(BATCH, channels, side, side)
 y = torch.randn(BATCH, channels, side, side)

@@ -23,6 +23,9 @@ pub mod metrics {}
 #[doc = include_str!("../docs/vae.md")]
 pub mod vae {}
 
+#[doc = include_str!("../docs/performance.md")]
+pub mod performance {}
+
 #[doc = include_str!("../docs/benchmarks.md")]
 pub mod benchmarks {}
 
