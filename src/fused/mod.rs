@@ -51,7 +51,8 @@ pub fn silu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
 /// `norm`'s GroupNorm of `x`, fused (statistics, normalization and affine in one node)
 /// where the backend has the kernel: the same function as `norm.forward(x)`.
 ///
-/// A non-affine `norm` normalizes with γ = 1, β = 0.
+/// A non-affine `norm` normalizes with γ = 1, β = 0; an empty batch gives an empty output
+/// (where `GroupNorm::forward` panics).
 ///
 /// # Shapes
 ///
@@ -83,6 +84,10 @@ pub fn group_norm_silu<const D: usize>(x: Tensor<D>, norm: &GroupNorm) -> Tensor
 
 fn group_norm_then<const D: usize>(x: Tensor<D>, norm: &GroupNorm, then_silu: bool) -> Tensor<D> {
     let shape = x.shape();
+    if shape.num_elements() == 0 {
+        // Nothing to normalize (Burn's `GroupNorm::forward` panics on an empty batch).
+        return x;
+    }
     if !routed(&x.device()) || D < 3 {
         let y = norm.forward(x);
         return if then_silu { silu(y) } else { y };
@@ -118,6 +123,7 @@ fn group_norm_then<const D: usize>(x: Tensor<D>, norm: &GroupNorm, then_silu: bo
 
 /// Whether `device` (under autodiff or not) is one that [`FusedOps`] is implemented for.
 fn routed(device: &Device) -> bool {
+    #[cfg_attr(not(any(feature = "flex", feature = "ndarray")), allow(unused_imports))]
     use burn::backend::DispatchDevice;
     match device.clone().inner().as_dispatch() {
         #[cfg(feature = "flex")]
@@ -393,6 +399,16 @@ mod tests {
             for (u, v) in a.iter().zip(&b) {
                 assert!((u - v).abs() <= 1e-5 * (1.0 + v.abs()), "{u} against {v}");
             }
+        }
+    }
+
+    #[test]
+    fn empty_batches_give_empty_outputs() {
+        for device in devices() {
+            let x = Tensor::<4>::zeros([0, 4, 3, 3], &device);
+            let norm: GroupNorm = burn::nn::GroupNormConfig::new(2, 4).init(&device);
+            assert_eq!(silu(x.clone()).dims(), [0, 4, 3, 3]);
+            assert_eq!(group_norm_silu(x, &norm).dims(), [0, 4, 3, 3]);
         }
     }
 
