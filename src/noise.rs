@@ -385,6 +385,29 @@ mod tests {
         }
     }
 
+    /// The baseline, AVX2 and AVX-512 copies of the fill give the same bits, so a seed
+    /// gives the same numbers whatever the CPU.
+    #[test]
+    fn every_instruction_set_gives_the_same_normals() {
+        use crate::fused::kernels::Isa;
+        let fill = |isa: Isa| {
+            let mut out = vec![0.0f64; 1001];
+            isa.run(FillPairs {
+                start: 17,
+                first_pair: 3,
+                out: &mut out,
+                convert: |v| v,
+            })?;
+            Some(out.iter().map(|v| v.to_bits()).collect::<Vec<_>>())
+        };
+        let baseline = fill(Isa::Baseline).unwrap();
+        for isa in [Isa::Avx2, Isa::Avx512] {
+            if let Some(other) = fill(isa) {
+                assert!(other == baseline, "{isa:?} differs from the baseline");
+            }
+        }
+    }
+
     #[test]
     fn different_seeds_differ_and_same_seed_repeats() {
         let a = SeededRng::new(1).standard_normals(5);

@@ -47,7 +47,7 @@ pub trait FusedOps: Backend {
         silu_backward_composed::<Self>(x, grad)
     }
 
-    /// GroupNorm (Wu & He 2018) with a per-channel affine, optionally followed by the
+    /// GroupNorm (Wu & He 2018, Sec. 3.1) with a per-channel affine, optionally followed by the
     /// SiLU: `z = (x − μ_g) / √(σ²_g + ε) · γ_c + β_c`, then `silu(z)` when `silu` is set,
     /// with the mean μ_g and the biased variance σ²_g over each group g of
     /// `channels / groups` channels of each example.

@@ -86,18 +86,62 @@ pub trait Vectorized {
 pub fn vectorized<K: Vectorized>(kernel: K) -> K::Output {
     #[cfg(target_arch = "x86_64")]
     {
-        if std::arch::is_x86_feature_detected!("avx512f")
-            && std::arch::is_x86_feature_detected!("avx512dq")
-        {
+        if Isa::Avx512.available() {
             // SAFETY: the CPU has AVX-512F and DQ, checked just above.
             return unsafe { with_avx512(kernel) };
         }
-        if std::arch::is_x86_feature_detected!("avx2") {
+        if Isa::Avx2.available() {
             // SAFETY: the CPU has AVX2, checked just above.
             return unsafe { with_avx2(kernel) };
         }
     }
     kernel.run()
+}
+
+/// The instruction sets [`vectorized`] chooses from (`Baseline` is named by the tests).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(not(test), allow(dead_code))]
+pub(crate) enum Isa {
+    Baseline,
+    Avx2,
+    Avx512,
+}
+
+impl Isa {
+    fn available(self) -> bool {
+        match self {
+            Isa::Baseline => true,
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => std::arch::is_x86_feature_detected!("avx2"),
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => {
+                std::arch::is_x86_feature_detected!("avx512f")
+                    && std::arch::is_x86_feature_detected!("avx512dq")
+            }
+            #[cfg(not(target_arch = "x86_64"))]
+            _ => false,
+        }
+    }
+
+    /// `kernel` in this instruction set's copy, `None` if the CPU does not have it (for
+    /// the tests, which check that every copy gives the same bits).
+    #[cfg(test)]
+    pub(crate) fn run<K: Vectorized>(self, kernel: K) -> Option<K::Output> {
+        if !self.available() {
+            return None;
+        }
+        match self {
+            Isa::Baseline => Some(kernel.run()),
+            // SAFETY: `available` checked the CPU's features just above.
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => Some(unsafe { with_avx2(kernel) }),
+            // SAFETY: as above.
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => Some(unsafe { with_avx512(kernel) }),
+            #[cfg(not(target_arch = "x86_64"))]
+            _ => None,
+        }
+    }
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -601,6 +645,19 @@ fn in_place_zip_loop(x: &mut [f32], y: &[f32], f: impl Fn(f32, f32) -> f32) {
     }
 }
 
+/// How far an f32 SiLU vector-Jacobian product at (x, g) may be from the exact value: 8 ε
+/// of the condition of the sum g σ + g x σ (1 − σ), plus σ's own error (4 ulp, times the
+/// product's sensitivity to σ, |g (1 + x (1 − 2σ))|), plus σ's flush to 0 below e^(−87)
+/// (|g| 1.7e-38 (1 + |x|)).
+#[cfg(test)]
+pub(crate) fn silu_backward_error_bound(x: f64, g: f64) -> f64 {
+    let s = 1.0 / (1.0 + (-x).exp());
+    let eps = f64::from(f32::EPSILON);
+    let condition = (g * s).abs() + (g * x * s * (1.0 - s)).abs();
+    let sensitivity = (g * (1.0 + x * (1.0 - 2.0 * s))).abs();
+    8.0 * eps * condition + 4.0 * eps * s * sensitivity + g.abs() * 1.7e-38 * (1.0 + x.abs())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -645,11 +702,11 @@ mod tests {
                 (silu(x) - silu_exact).abs() <= 4.0 * f32::EPSILON * silu_exact.abs() + 1.7e-36,
                 "silu({x})"
             );
-            let d = s * (1.0 + x as f64 * (1.0 - s));
-            let back = silu_backward(x, 0.5);
+            let (g, x64) = (0.5, x as f64);
+            let exact = g * s * (1.0 + x64 * (1.0 - s));
+            let back = silu_backward(x, g as f32) as f64;
             assert!(
-                (back as f64 - 0.5 * d).abs()
-                    <= 8.0 * f64::from(f32::EPSILON) * (0.5 * d).abs() + 1e-7,
+                (back - exact).abs() <= silu_backward_error_bound(x64, g),
                 "silu'({x})"
             );
         }
@@ -660,6 +717,63 @@ mod tests {
         assert_eq!(sigmoid(f32::NEG_INFINITY), 0.0);
         assert_eq!(sigmoid(-100.0), 0.0);
         assert_eq!(sigmoid(100.0), 1.0);
+    }
+
+    /// The baseline, AVX2 and AVX-512 copies of each kernel give the same bits (those the
+    /// CPU has; the others are skipped).
+    #[test]
+    fn every_instruction_set_gives_the_same_bits() {
+        let n = 3 * 784 + 5;
+        let x: Vec<f32> = (0..n)
+            .map(|i| (i as f32 * 0.37).sin() * 9.0 + 0.5)
+            .collect();
+        let g: Vec<f32> = (0..n).map(|i| (i as f32 * 0.11).cos()).collect();
+        let (gamma, beta) = ([0.7f32, 1.3, 0.9], [0.1f32, -0.2, 0.3]);
+        let run = |isa: Isa| {
+            let mut a = vec![0.0; n];
+            isa.run(MapLoop {
+                x: &x,
+                out: &mut a,
+                f: silu,
+            })?;
+            let mut b = vec![0.0; n];
+            isa.run(ZipLoop {
+                x: &x,
+                y: &g,
+                out: &mut b,
+                f: silu_backward,
+            })?;
+            let len = 784;
+            let group = Group {
+                gamma: &gamma,
+                beta: &beta,
+                len,
+                epsilon: 1e-5,
+                silu_after: true,
+            };
+            let mut c = vec![0.0; 3 * len];
+            isa.run(GroupNormBlock {
+                x: &x[..3 * len],
+                out: &mut c,
+                group,
+            })?;
+            let (mut d, mut partial) = (vec![0.0; 3 * len], vec![(0.0, 0.0); 3]);
+            isa.run(BackwardBlock {
+                x: &x[..3 * len],
+                grad: &g[..3 * len],
+                dx: &mut d,
+                partial: &mut partial,
+                group,
+            })?;
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            Some((bits(&a), bits(&b), bits(&c), bits(&d), partial))
+        };
+        let baseline = run(Isa::Baseline).unwrap();
+        for isa in [Isa::Avx2, Isa::Avx512] {
+            if let Some(other) = run(isa) {
+                assert!(other == baseline, "{isa:?} differs from the baseline");
+            }
+        }
     }
 
     #[test]
