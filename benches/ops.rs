@@ -1,8 +1,8 @@
 //! Per-op Criterion benchmarks at the shapes of the reference UNet's 28×28 preset
 //! (`UNetConfig::mnist()`, batch 32): 3×3 convolutions forward and forward + backward at
 //! each level's width, GroupNorm (8 groups) forward and GroupNorm + SiLU forward +
-//! backward, SiLU forward and forward + backward (each as Burn's composition and as
-//! `burn_diffusion::fused`'s op), an
+//! backward, SiLU forward and forward + backward (each as Burn's op or composition and
+//! as `burn_diffusion::fused`'s op), an
 //! elementwise add, the skip connection's `cat`, and one-head self-attention at 7×7.
 //! `benches/pytorch_ops.py` times the same ops in PyTorch; the table is in
 //! docs/benchmarks.md.
@@ -67,6 +67,18 @@ fn bench_ops(c: &mut Criterion) {
                     black_box(sync(x_ad.grad(&grads).expect("a gradient")))
                 })
             });
+            group.bench_function(format!("conv3x3_fused_fwd/{channels}x{side}/{name}"), |b| {
+                b.iter(|| black_box(sync(fused::conv2d(x.clone(), &conv))))
+            });
+            group.bench_function(
+                format!("conv3x3_fused_fwd_bwd/{channels}x{side}/{name}"),
+                |b| {
+                    b.iter(|| {
+                        let grads = fused::conv2d(x_ad.clone(), &conv_ad).sum().backward();
+                        black_box(sync(x_ad.grad(&grads).expect("a gradient")))
+                    })
+                },
+            );
             let norm: GroupNorm = GroupNormConfig::new(8, channels).init(&device);
             group.bench_function(format!("group_norm/{channels}x{side}/{name}"), |b| {
                 b.iter(|| black_box(sync(norm.forward(x.clone()))))

@@ -2,7 +2,7 @@
 
 use burn::tensor::{Device, Tensor};
 
-/// The devices named by `BENCH_DEVICES` (comma-separated: `flex`, `ndarray`), or by
+/// The devices named by `BENCH_DEVICES` (comma-separated: `flex`, `ndarray`, and `tch` with the `tch` feature), or by
 /// `default` when it is not set.
 #[allow(deprecated)] // NdArray is deprecated in Burn 0.22 but still benchmarked.
 pub fn devices(default: &str) -> Vec<(&'static str, Device)> {
@@ -12,6 +12,8 @@ pub fn devices(default: &str) -> Vec<(&'static str, Device)> {
         match name.trim() {
             "flex" => out.push(("flex", Device::flex())),
             "ndarray" => out.push(("ndarray", Device::ndarray())),
+            #[cfg(feature = "tch")]
+            "tch" => out.push(("tch", Device::libtorch())),
             other => eprintln!("unknown device {other:?} ignored"),
         }
     }

@@ -9,6 +9,7 @@ use burn::backend::{
         grads::Gradients,
         ops::{Backward, Ops, OpsKind, unary},
     },
+    ops::ConvOptions,
     tensor::FloatTensor,
 };
 
@@ -125,6 +126,70 @@ impl<B: Backend + FusedOps, C: CheckpointStrategy> FusedOps for Autodiff<B, C> {
         super::extension::group_norm_backward_composed::<Self>(
             x, gamma, beta, grad, groups, epsilon, silu,
         )
+    }
+
+    fn convolution(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        options: ConvOptions<2>,
+    ) -> FloatTensor<Self> {
+        /// The convolution's node; its state is the input and the weight, and its
+        /// backward computes only the gradients of the parents that are tracked.
+        #[derive(Debug)]
+        struct Convolution;
+
+        impl<B: Backend + FusedOps> Backward<B, 3> for Convolution {
+            type State = (FloatTensor<B>, FloatTensor<B>, ConvOptions<2>);
+
+            fn backward(
+                self,
+                ops: Ops<Self::State, 3>,
+                grads: &mut Gradients,
+                _checkpointer: &mut Checkpointer,
+            ) {
+                let (x, weight, options) = ops.state;
+                let grad = grads.consume::<B>(&ops.node);
+                let parents = ops.parents;
+                let wanted = parents.each_ref().map(Option::is_some);
+                let (dx, dweight, dbias) =
+                    B::convolution_backward(x, weight, grad, options, wanted);
+                for (parent, grad) in parents.into_iter().zip([dx, dweight, dbias]) {
+                    if let (Some(node), Some(grad)) = (parent, grad) {
+                        grads.register::<B>(node.id, grad);
+                    }
+                }
+            }
+        }
+
+        let nodes = [x.node(), weight.node(), bias.node()];
+        let (x, weight, bias) = (
+            x.into_primitive(),
+            weight.into_primitive(),
+            bias.into_primitive(),
+        );
+        match Convolution.prepare::<C>(nodes).compute_bound().stateful() {
+            OpsKind::Tracked(prep) => {
+                let state = (x.clone(), weight.clone(), options.clone());
+                prep.finish(state, B::convolution(x, weight, bias, options))
+            }
+            OpsKind::UnTracked(prep) => prep.finish(B::convolution(x, weight, bias, options)),
+        }
+    }
+
+    fn convolution_backward(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        options: ConvOptions<2>,
+        wanted: [bool; 3],
+    ) -> (
+        Option<FloatTensor<Self>>,
+        Option<FloatTensor<Self>>,
+        Option<FloatTensor<Self>>,
+    ) {
+        // As for the SiLU: a second derivative composes differentiable primitives.
+        super::extension::convolution_backward_composed::<Self>(x, weight, grad, options, wanted)
     }
 
     fn silu_backward(x: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self> {

@@ -10,7 +10,9 @@
     allow(unused_variables)
 )]
 
-use burn::backend::{Backend, TensorMetadata, backend_extension, tensor::FloatTensor};
+use burn::backend::{
+    Backend, TensorMetadata, backend_extension, ops::ConvOptions, tensor::FloatTensor,
+};
 
 /// Fused primitives of the reference UNet's hot path, at the backend level.
 ///
@@ -85,6 +87,71 @@ pub trait FusedOps: Backend {
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
         group_norm_backward_composed::<Self>(x, gamma, beta, grad, groups, epsilon, silu)
     }
+
+    /// The 2-D convolution, Burn's `conv2d` with a bias, as one node whose backward is
+    /// [`FusedOps::convolution_backward`]. (The bias is not optional: Burn's extension
+    /// macro does not take optional tensors; pass zeros for none.)
+    ///
+    /// # Shapes
+    ///
+    /// - `x`: `[n, c_in, h, w]`; `weight`: `[c_out, c_in / groups, k_h, k_w]`; `bias`:
+    ///   `[c_out]`; the output: `[n, c_out, oh, ow]`.
+    fn convolution(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        options: ConvOptions<2>,
+    ) -> FloatTensor<Self> {
+        <Self as burn::backend::ops::ModuleOps<Self>>::conv2d(x, weight, Some(bias), options)
+    }
+
+    /// The vector-Jacobian products of [`FusedOps::convolution`] given the output's
+    /// gradient `grad`: the gradients with respect to `x`, the weight and the bias, each
+    /// computed when `wanted` (in that order) asks for it.
+    ///
+    /// # Shapes
+    ///
+    /// As [`FusedOps::convolution`], `grad` having the output's shape; the gradients have
+    /// the shapes of `x`, `weight` and the bias.
+    // A tuple of options: the extension macro takes no type alias for its outputs.
+    #[allow(clippy::type_complexity)]
+    fn convolution_backward(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        options: ConvOptions<2>,
+        wanted: [bool; 3],
+    ) -> (
+        Option<FloatTensor<Self>>,
+        Option<FloatTensor<Self>>,
+        Option<FloatTensor<Self>>,
+    ) {
+        convolution_backward_composed::<Self>(x, weight, grad, options, wanted)
+    }
+}
+
+/// The convolution's gradients as Burn's own `conv2d` node computes them.
+#[allow(clippy::type_complexity)]
+pub(crate) fn convolution_backward_composed<B: Backend>(
+    x: FloatTensor<B>,
+    weight: FloatTensor<B>,
+    grad: FloatTensor<B>,
+    options: ConvOptions<2>,
+    [x_grad, weight_grad, bias_grad]: [bool; 3],
+) -> (
+    Option<FloatTensor<B>>,
+    Option<FloatTensor<B>>,
+    Option<FloatTensor<B>>,
+) {
+    let dx = x_grad
+        .then(|| B::conv2d_x_backward(x.clone(), weight.clone(), grad.clone(), options.clone()));
+    let dbias = bias_grad.then(|| {
+        let c = grad.shape()[1];
+        let summed = B::float_sum_dim(B::float_sum_dim(B::float_sum_dim(grad.clone(), 0), 2), 3);
+        B::float_reshape(summed, [c].into())
+    });
+    let dweight = weight_grad.then(|| B::conv2d_weight_backward(x, weight, grad, options));
+    (dx, dweight, dbias)
 }
 
 /// x̂ = (x − μ_g) / √(σ²_g + ε) as `[n, groups, channels / groups · len]`, and the

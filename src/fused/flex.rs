@@ -2,13 +2,15 @@
 //! `f32` buffers.
 
 use burn::backend::{
-    Bytes, DType, TensorMetadata,
+    Bytes, DType, Shape, TensorMetadata,
     flex::{Flex, FlexTensor, Layout},
+    ops::{ConvOptions, ModuleOps},
 };
 
+use super::conv::{self, Conv2dShape};
 use super::extension::{
-    FusedOps, group_norm_backward_composed, group_norm_composed, silu_backward_composed,
-    silu_composed,
+    FusedOps, convolution_backward_composed, group_norm_backward_composed, group_norm_composed,
+    silu_backward_composed, silu_composed,
 };
 use super::kernels;
 
@@ -95,6 +97,98 @@ impl FusedOps for Flex {
             from_vec(dbeta, &beta),
         )
     }
+
+    fn convolution(
+        x: FlexTensor,
+        weight: FlexTensor,
+        bias: FlexTensor,
+        options: ConvOptions<2>,
+    ) -> FlexTensor {
+        let Some(shape) = f32_conv_shape(&x, &weight, Some(&bias), &options) else {
+            return <Flex as ModuleOps<Flex>>::conv2d(x, weight, Some(bias), options);
+        };
+        let (x, weight, bias) = (contiguous(x), contiguous(weight), contiguous(bias));
+        let mut out = vec![0.0f32; shape.lens()[2]];
+        conv::conv2d(
+            slice(&x),
+            slice(&weight),
+            Some(slice(&bias)),
+            &shape,
+            &mut out,
+        );
+        let [oh, ow] = shape.output;
+        with_shape(out, [shape.batch, shape.channels_out, oh, ow].into())
+    }
+
+    fn convolution_backward(
+        x: FlexTensor,
+        weight: FlexTensor,
+        grad: FlexTensor,
+        options: ConvOptions<2>,
+        wanted: [bool; 3],
+    ) -> (Option<FlexTensor>, Option<FlexTensor>, Option<FlexTensor>) {
+        let shape = f32_conv_shape(&x, &weight, None, &options).filter(|s| {
+            let [oh, ow] = s.output;
+            grad.dtype() == DType::F32
+                && grad.shape().dims::<4>() == [s.batch, s.channels_out, oh, ow]
+        });
+        let Some(shape) = shape else {
+            return convolution_backward_composed::<Flex>(x, weight, grad, options, wanted);
+        };
+        let (x, weight, grad) = (contiguous(x), contiguous(weight), contiguous(grad));
+        let [x_len, w_len, _] = shape.lens();
+        let [x_grad, weight_grad, bias_grad] = wanted;
+        let mut dx = x_grad.then(|| vec![0.0f32; x_len]);
+        let mut dweight = weight_grad.then(|| vec![0.0f32; w_len]);
+        let mut dbias = bias_grad.then(|| vec![0.0f32; shape.channels_out]);
+        conv::conv2d_backward(
+            slice(&x),
+            slice(&weight),
+            slice(&grad),
+            &shape,
+            dx.as_deref_mut(),
+            dweight.as_deref_mut(),
+            dbias.as_deref_mut(),
+        );
+        (
+            dx.map(|v| from_vec(v, &x)),
+            dweight.map(|v| from_vec(v, &weight)),
+            dbias.map(|v| with_shape(v, [shape.channels_out].into())),
+        )
+    }
+}
+
+/// The kernel's geometry for a convolution of `x` by `weight` (+ `bias`), when all are
+/// `f32` of a one-group 2-D convolution's shapes; `None` sends the call to Burn's own.
+fn f32_conv_shape(
+    x: &FlexTensor,
+    weight: &FlexTensor,
+    bias: Option<&FlexTensor>,
+    options: &ConvOptions<2>,
+) -> Option<Conv2dShape> {
+    let all_f32 = [Some(x), Some(weight), bias]
+        .into_iter()
+        .flatten()
+        .all(|t| t.dtype() == DType::F32);
+    if !all_f32 || x.shape().num_dims() != 4 || weight.shape().num_dims() != 4 {
+        return None;
+    }
+    let [n, c_in, h, w] = x.shape().dims::<4>();
+    let [c_out, w_in, kh, kw] = weight.shape().dims::<4>();
+    let bias_fits = bias.is_none_or(|b| b.shape().dims::<1>() == [c_out]);
+    if options.groups != 1 || w_in != c_in || !bias_fits {
+        return None;
+    }
+    Conv2dShape::new(
+        n,
+        c_in,
+        c_out,
+        [h, w],
+        [kh, kw],
+        options.stride,
+        options.padding,
+        options.dilation,
+    )
 }
 
 /// The kernel's shape for `[x, gamma, beta]`, when all are `f32` and their shapes are a
@@ -169,9 +263,14 @@ fn contiguous(x: FlexTensor) -> FlexTensor {
 
 /// A contiguous tensor of `like`'s shape holding `values`.
 fn from_vec(values: Vec<f32>, like: &FlexTensor) -> FlexTensor {
+    with_shape(values, like.shape())
+}
+
+/// A contiguous tensor of `shape` holding `values`.
+fn with_shape(values: Vec<f32>, shape: Shape) -> FlexTensor {
     FlexTensor::new(
         Bytes::from_elems(values),
-        Layout::contiguous(like.shape()),
+        Layout::contiguous(shape),
         DType::F32,
     )
 }

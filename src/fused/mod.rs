@@ -25,14 +25,16 @@
 //! ```
 
 mod autodiff;
+#[cfg(feature = "flex")]
+pub mod conv;
 mod extension;
 #[cfg(feature = "flex")]
 mod flex;
 pub mod kernels;
 
 use burn::backend::Dispatch;
-use burn::nn::GroupNorm;
-use burn::tensor::{Device, Tensor};
+use burn::nn::{GroupNorm, PaddingConfig2d, conv::Conv2d};
+use burn::tensor::{Device, Tensor, ops::ConvOptions};
 
 pub use extension::FusedOps;
 
@@ -120,6 +122,45 @@ fn group_norm_then<const D: usize>(x: Tensor<D>, norm: &GroupNorm, then_silu: bo
         then_silu,
     );
     Tensor::<3>::from_dispatch(y).reshape(shape)
+}
+
+/// `conv`'s 2-D convolution of `x`, as one node whose backward computes the three
+/// gradients together, and on Flex (`f32`, one group) im2col with a matrix multiply
+/// forward and backward ([`conv`]): the same function as `conv.forward(x)`.
+///
+/// A `Same`-padded or grouped `conv`, or an input whose channels do not match, is handed
+/// to `conv.forward` as it is.
+///
+/// # Shapes
+///
+/// - `x`: `[batch, channels_in, height, width]`; the output: `[batch, channels_out,
+///   height_out, width_out]`, as `Conv2d::forward`.
+///
+/// # Panics
+///
+/// As `Conv2d::forward`: if `x` does not have the convolution's input channels.
+pub fn conv2d(x: Tensor<4>, conv: &Conv2d) -> Tensor<4> {
+    let padding = match conv.padding {
+        PaddingConfig2d::Valid => [(0, 0), (0, 0)],
+        PaddingConfig2d::Explicit(top, left, bottom, right) => [(top, bottom), (left, right)],
+        // burn-nn computes "same" padding from the input size; leave it to Burn.
+        PaddingConfig2d::Same => return conv.forward(x),
+    };
+    if !routed(&x.device()) || conv.groups != 1 || x.dims()[1] != conv.weight.dims()[1] {
+        return conv.forward(x);
+    }
+    let options = ConvOptions::new_with_padding(conv.stride, padding, conv.dilation, 1);
+    let bias = match &conv.bias {
+        Some(bias) => bias.val(),
+        None => Tensor::zeros([conv.weight.dims()[0]], &x.device()),
+    };
+    let y = <Dispatch as FusedOps>::convolution(
+        x.into_dispatch(),
+        conv.weight.val().into_dispatch(),
+        bias.into_dispatch(),
+        options,
+    );
+    Tensor::from_dispatch(y)
 }
 
 /// Whether `device` (under autodiff or not) is one that [`FusedOps`] is implemented for.
@@ -455,6 +496,179 @@ mod tests {
                 &burn::tensor::activation::silu(x64).into_data(),
                 Tolerance::default(),
             );
+        }
+    }
+
+    /// The convolutions the tests compare: the UNet's 3×3 "same", its stride-2
+    /// down-sampling (TensorFlow's padding, bottom and right), a 1×1 without bias, a
+    /// dilated one, and a `Same`-padded one (handed to Burn).
+    fn convolutions() -> Vec<(&'static str, burn::nn::conv::Conv2dConfig, [usize; 4])> {
+        use burn::nn::conv::Conv2dConfig;
+        vec![
+            (
+                "3x3 same",
+                Conv2dConfig::new([32, 32], [3, 3])
+                    .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1)),
+                [2, 32, 28, 28],
+            ),
+            (
+                "3x3 stride 2",
+                Conv2dConfig::new([8, 8], [3, 3])
+                    .with_stride([2, 2])
+                    .with_padding(PaddingConfig2d::Explicit(0, 0, 1, 1)),
+                [3, 8, 14, 14],
+            ),
+            (
+                "1x1 no bias",
+                Conv2dConfig::new([16, 24], [1, 1]).with_bias(false),
+                [2, 16, 7, 7],
+            ),
+            (
+                "dilated",
+                Conv2dConfig::new([3, 5], [3, 2])
+                    .with_dilation([2, 1])
+                    .with_padding(PaddingConfig2d::Explicit(2, 0, 1, 3)),
+                [2, 3, 9, 8],
+            ),
+            (
+                "same",
+                Conv2dConfig::new([4, 4], [3, 3]).with_padding(PaddingConfig2d::Same),
+                [2, 4, 6, 6],
+            ),
+        ]
+    }
+
+    /// `conv` with |weight| and |bias|: applied to |x| (and differentiated against |g|)
+    /// it gives, per element of each result, the sum of the absolute values of the
+    /// products that make it.
+    fn abs_conv(conv: &Conv2d) -> Conv2d {
+        let mut abs = conv.clone();
+        abs.weight =
+            burn::module::Param::from_tensor(conv.weight.val().abs().detach().require_grad());
+        abs.bias = conv
+            .bias
+            .as_ref()
+            .map(|b| burn::module::Param::from_tensor(b.val().abs().detach()));
+        abs
+    }
+
+    #[test]
+    fn conv2d_matches_burns_convolution_in_values_and_gradients() {
+        for device in devices() {
+            let ad = device.clone().autodiff();
+            for (what, config, shape) in convolutions() {
+                ad.seed(7);
+                let conv = config.init(&ad);
+                let x = Tensor::<4>::random(shape, Distribution::Normal(0.0, 1.0), &ad);
+                let g_shape = conv.forward(x.clone()).dims();
+                let g = Tensor::<4>::random(g_shape, Distribution::Normal(0.0, 1.0), &ad);
+                let run = |f: &dyn Fn(Tensor<4>) -> Tensor<4>,
+                           conv: &Conv2d,
+                           x: Tensor<4>,
+                           g: Tensor<4>| {
+                    let x = x.require_grad();
+                    let y = f(x.clone());
+                    let grads = (y.clone() * g).sum().backward();
+                    let wg = conv.weight.grad(&grads).expect("a weight gradient");
+                    let bg = conv
+                        .bias
+                        .as_ref()
+                        .map(|b| b.grad(&grads).expect("a bias gradient"));
+                    (
+                        y.inner(),
+                        x.grad(&grads).expect("an input gradient"),
+                        wg,
+                        bg,
+                    )
+                };
+                let fused = run(&|x| conv2d(x, &conv), &conv, x.clone(), g.clone());
+                let burn = run(&|x| conv.forward(x), &conv, x.clone(), g.clone());
+                let abs = abs_conv(&conv);
+                let bounds = run(&|x| abs.forward(x), &abs, x.abs(), g.abs());
+                let [_, c_in, kh, kw] = conv.weight.dims();
+                let c_out = conv.weight.dims()[0];
+                let pixels = g_shape[0] * g_shape[2] * g_shape[3];
+                let compare = |name: &str, a: Vec<f32>, b: Vec<f32>, abs: Vec<f32>, terms| {
+                    // Both are f32 sums of the same products: each is within γ_m of the
+                    // exact sum (times the sum of absolute values), so they are within 2γ_m
+                    // of each other (2.5 for the rounding of the bound itself).
+                    let mu = (terms + 8) as f32 * f32::EPSILON / 2.0;
+                    assert_eq!(a.len(), b.len());
+                    for (i, ((a, b), abs)) in a.iter().zip(&b).zip(&abs).enumerate() {
+                        assert!(
+                            (a - b).abs() <= 2.5 * mu / (1.0 - mu) * abs,
+                            "{what}, {name}[{i}]: {a} against Burn's {b}"
+                        );
+                    }
+                };
+                let host = |t: Tensor<4>| -> Vec<f32> { t.into_data().try_to_vec().unwrap() };
+                compare(
+                    "y",
+                    host(fused.0),
+                    host(burn.0),
+                    host(bounds.0),
+                    c_in * kh * kw + 1,
+                );
+                compare(
+                    "dx",
+                    host(fused.1),
+                    host(burn.1),
+                    host(bounds.1),
+                    c_out * kh * kw,
+                );
+                compare("dw", host(fused.2), host(burn.2), host(bounds.2), pixels);
+                if let (Some(f), Some(b), Some(abs)) = (fused.3, burn.3, bounds.3) {
+                    let host1 = |t: Tensor<1>| -> Vec<f32> { t.into_data().try_to_vec().unwrap() };
+                    compare("db", host1(f), host1(b), host1(abs), pixels);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn conv2d_without_autodiff_and_without_a_tracked_input() {
+        for device in devices() {
+            for (what, config, shape) in convolutions() {
+                device.seed(3);
+                let conv = config.init(&device);
+                let x = Tensor::<4>::random(shape, Distribution::Normal(0.0, 1.0), &device);
+                let (a, b) = (conv2d(x.clone(), &conv), conv.forward(x.clone()));
+                let scale = conv.weight.val().abs().max().into_scalar::<f32>() * 100.0;
+                a.into_data()
+                    .assert_approx_eq::<f32>(&b.into_data(), Tolerance::absolute(1e-5 * scale));
+                // Only the weight tracked (the UNet's first convolution): the input gets
+                // no gradient, the weight the same one.
+                let ad = device.clone().autodiff();
+                let conv_ad = config.init(&ad);
+                let x = x.autodiff();
+                let grads = conv2d(x.clone(), &conv_ad).sum().backward();
+                let reference = conv_ad.forward(x.clone()).sum().backward();
+                assert!(
+                    x.grad(&grads).is_none(),
+                    "{what}: an untracked input has no gradient"
+                );
+                let w = |g: &burn::tensor::Gradients| conv_ad.weight.grad(g).unwrap().into_data();
+                w(&grads).assert_approx_eq::<f32>(&w(&reference), Tolerance::absolute(1e-3));
+            }
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "conv2d")]
+    fn conv2d_with_the_wrong_channels_panics_as_burns_does() {
+        let device = Device::flex();
+        let conv = burn::nn::conv::Conv2dConfig::new([3, 4], [3, 3]).init(&device);
+        let _ = conv2d(Tensor::zeros([1, 5, 8, 8], &device), &conv);
+    }
+
+    #[test]
+    fn conv2d_of_an_empty_batch_is_empty() {
+        for device in devices() {
+            let conv = burn::nn::conv::Conv2dConfig::new([3, 4], [3, 3])
+                .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+                .init(&device);
+            let y = conv2d(Tensor::zeros([0, 3, 8, 8], &device), &conv);
+            assert_eq!(y.dims(), [0, 4, 8, 8]);
         }
     }
 }

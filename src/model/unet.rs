@@ -12,7 +12,7 @@ use burn::tensor::{Device, Int, Tensor};
 
 use crate::error::{self, DiffusionError};
 use crate::files;
-use crate::fused::{group_norm, group_norm_silu, silu};
+use crate::fused::{conv2d, group_norm, group_norm_silu, silu};
 use crate::model::Denoiser;
 
 /// Configuration of [`UNet`]: the architecture of Ho et al. (2020, Appendix B; the
@@ -440,14 +440,15 @@ impl ResBlock {
     }
 
     fn forward(&self, x: Tensor<4>, temb: Tensor<2>) -> Tensor<4> {
-        let h = self.conv1.forward(group_norm_silu(x.clone(), &self.norm1));
+        let h = conv2d(group_norm_silu(x.clone(), &self.norm1), &self.conv1);
         let [n, c] = [h.dims()[0], h.dims()[1]];
         let h = h + self.temb_proj.forward(silu(temb)).reshape([n, c, 1, 1]);
-        let h = self
-            .conv2
-            .forward(self.dropout.forward(group_norm_silu(h, &self.norm2)));
+        let h = conv2d(
+            self.dropout.forward(group_norm_silu(h, &self.norm2)),
+            &self.conv2,
+        );
         let x = match &self.shortcut {
-            Some(conv) => conv.forward(x),
+            Some(conv) => conv2d(x, conv),
             None => x,
         };
         x + h
@@ -484,12 +485,12 @@ impl AttnBlock {
         let y = group_norm(x.clone(), &self.norm);
         // [n, c, h, w] → [n, heads, d, hw]: head i holds channels i·d..(i+1)·d.
         let split = |t: Tensor<4>| t.reshape([n, heads, d, h * w]);
-        let q = split(self.q.forward(y.clone())).swap_dims(2, 3); // [n, heads, hw, d]
-        let k = split(self.k.forward(y.clone())); // [n, heads, d, hw]
-        let v = split(self.v.forward(y)).swap_dims(2, 3); // [n, heads, hw, d]
+        let q = split(conv2d(y.clone(), &self.q)).swap_dims(2, 3); // [n, heads, hw, d]
+        let k = split(conv2d(y.clone(), &self.k)); // [n, heads, d, hw]
+        let v = split(conv2d(y, &self.v)).swap_dims(2, 3); // [n, heads, hw, d]
         let weights = softmax(q.matmul(k) * (d as f64).powf(-0.5), 3);
         let out = weights.matmul(v).swap_dims(2, 3).reshape([n, c, h, w]);
-        x + self.proj_out.forward(out)
+        x + conv2d(out, &self.proj_out)
     }
 }
 
@@ -561,7 +562,7 @@ impl Stage {
                     .expand([n, c, hh, 2, ww, 2])
                     .reshape([n, c, 2 * hh, 2 * ww]);
             }
-            h = conv.forward(h);
+            h = conv2d(h, conv);
         }
         h
     }
@@ -625,7 +626,7 @@ impl UNet {
             .temb_dense1
             .forward(silu(self.temb_dense0.forward(temb)));
         temb = with_class_embedding(temb, self.class_embedding.as_ref(), labels);
-        let mut skips = vec![self.conv_in.forward(x_t)];
+        let mut skips = vec![conv2d(x_t, &self.conv_in)];
         for stage in &self.down {
             let h = stage.forward(skips[skips.len() - 1].clone(), temb.clone());
             skips.push(h);
@@ -643,7 +644,7 @@ impl UNet {
                 h = stage.forward(h, temb.clone());
             }
         }
-        self.conv_out.forward(group_norm_silu(h, &self.norm_out))
+        conv2d(group_norm_silu(h, &self.norm_out), &self.conv_out)
     }
 
     /// The number of classes of the class embedding (0: unconditional).

@@ -1,0 +1,729 @@
+//! Slice kernels of the 2-D convolution: im2col and a matrix multiply (the `gemm` crate,
+//! which the Flex backend uses too), forward and backward, on `f32` NCHW buffers. No Burn
+//! types, so they can go upstream as they are.
+//!
+//! For one image x of `[c_in, h, w]`, im2col lays out every receptive field as a column:
+//! `cols[(c, i, j), (oh, ow)] = x[c, oh·s_h + i·d_h − p_h, ow·s_w + j·d_w − p_w]` (zero in
+//! the padding), a `[c_in·k_h·k_w, oh·ow]` matrix. With the weight W as
+//! `[c_out, c_in·k_h·k_w]`, the convolution and its vector-Jacobian products are three
+//! products (dy being the output's gradient):
+//!
+//! - forward: `y = W · cols + b`, written straight into the NCHW output;
+//! - weight: `dW = Σ_images dy · colsᵀ`, and `db = Σ_images Σ_pixels dy`;
+//! - input: `dcols = Wᵀ · dy`, scattered back by col2im (im2col's adjoint) into dx.
+//!
+//! A 1×1 convolution with stride 1 and no padding has `cols = x`: no copy is made.
+//!
+//! Images run in parallel on rayon. The weight gradient sums per-part partial gradients
+//! over a fixed split of the batch into at most [`PARTS`] parts, then adds them in order,
+//! so its rounding does not depend on the number of threads.
+
+use rayon::prelude::*;
+
+/// The most parts the batch is split into for the weight gradient's partial sums.
+pub const PARTS: usize = 8;
+
+/// The geometry of a 2-D convolution with one group over NCHW tensors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Conv2dShape {
+    /// Images.
+    pub batch: usize,
+    /// Input channels.
+    pub channels_in: usize,
+    /// Output channels.
+    pub channels_out: usize,
+    /// Input `[height, width]`.
+    pub input: [usize; 2],
+    /// Kernel `[height, width]`.
+    pub kernel: [usize; 2],
+    /// Stride `[height, width]`, non-zero.
+    pub stride: [usize; 2],
+    /// Padding before the first row and column, `[top, left]`.
+    pub padding: [usize; 2],
+    /// Dilation `[height, width]`, non-zero.
+    pub dilation: [usize; 2],
+    /// Output `[height, width]`.
+    pub output: [usize; 2],
+}
+
+impl Conv2dShape {
+    /// The geometry for the given sizes, with `padding` as `[(top, bottom), (left, right)]`;
+    /// the output size is `⌊(in + p_begin + p_end − d·(k − 1) − 1) / s⌋ + 1` per axis.
+    /// `None` when a channel count, input side, stride, dilation or kernel size is zero,
+    /// or the padded input is smaller than the dilated kernel.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        batch: usize,
+        channels_in: usize,
+        channels_out: usize,
+        input: [usize; 2],
+        kernel: [usize; 2],
+        stride: [usize; 2],
+        padding: [(usize, usize); 2],
+        dilation: [usize; 2],
+    ) -> Option<Self> {
+        if channels_in == 0 || channels_out == 0 || input.contains(&0) {
+            return None;
+        }
+        let mut output = [0; 2];
+        for a in 0..2 {
+            if stride[a] == 0 || dilation[a] == 0 || kernel[a] == 0 {
+                return None;
+            }
+            let padded = input[a]
+                .checked_add(padding[a].0)?
+                .checked_add(padding[a].1)?;
+            let reach = dilation[a].checked_mul(kernel[a] - 1)? + 1;
+            output[a] = padded.checked_sub(reach)? / stride[a] + 1;
+        }
+        Some(Self {
+            batch,
+            channels_in,
+            channels_out,
+            input,
+            kernel,
+            stride,
+            padding: [padding[0].0, padding[1].0],
+            dilation,
+            output,
+        })
+    }
+
+    /// Rows of the im2col matrix: `c_in · k_h · k_w`.
+    pub fn col_rows(&self) -> usize {
+        self.channels_in * self.kernel[0] * self.kernel[1]
+    }
+
+    /// Output pixels per image (the im2col matrix's columns): `oh · ow`.
+    pub fn out_pixels(&self) -> usize {
+        self.output[0] * self.output[1]
+    }
+
+    /// Elements of one input image: `c_in · h · w`.
+    pub fn image_len(&self) -> usize {
+        self.channels_in * self.input[0] * self.input[1]
+    }
+
+    /// Elements of the input, the weight and the output.
+    pub fn lens(&self) -> [usize; 3] {
+        [
+            self.batch * self.image_len(),
+            self.channels_out * self.col_rows(),
+            self.batch * self.channels_out * self.out_pixels(),
+        ]
+    }
+
+    /// Whether im2col is the identity (1×1 kernel, stride 1, no padding).
+    fn is_pointwise(&self) -> bool {
+        self.kernel == [1, 1] && self.stride == [1, 1] && self.padding == [0, 0]
+    }
+}
+
+/// `out = W · im2col(x) + bias`, per image.
+///
+/// # Shapes
+///
+/// - `x`: `[batch, c_in, h, w]`; `weight`: `[c_out, c_in, k_h, k_w]`; `bias`: `[c_out]`;
+///   `out`: `[batch, c_out, oh, ow]`, all contiguous.
+///
+/// # Panics
+///
+/// If a slice's length is not its shape's.
+pub fn conv2d(x: &[f32], weight: &[f32], bias: Option<&[f32]>, s: &Conv2dShape, out: &mut [f32]) {
+    let [x_len, w_len, out_len] = s.lens();
+    assert_eq!(
+        (x.len(), weight.len(), out.len()),
+        (x_len, w_len, out_len),
+        "conv2d: buffer lengths"
+    );
+    if let Some(bias) = bias {
+        assert_eq!(bias.len(), s.channels_out, "conv2d: bias length");
+    }
+    let (k, n, c_out) = (s.col_rows(), s.out_pixels(), s.channels_out);
+    if out_len == 0 {
+        return;
+    }
+    let threads = inner_threads(s.batch);
+    out.par_chunks_mut(c_out * n)
+        .zip(x.par_chunks(s.image_len()))
+        .for_each_init(Vec::new, |cols, (out, x)| {
+            let cols = im2col_or_view(x, s, cols);
+            if let Some(bias) = bias {
+                for (row, &b) in out.chunks_exact_mut(n).zip(bias) {
+                    row.fill(b);
+                }
+            }
+            let w = Mat::row_major(weight, k);
+            let cols = Mat::row_major(cols, n);
+            gemm(out, [c_out, n], bias.is_some(), w, cols, k, threads);
+        });
+}
+
+/// The convolution's vector-Jacobian products, given the output's gradient `grad`:
+/// `dx`, `dweight` and `dbias`, each computed (overwritten) when given.
+///
+/// # Shapes
+///
+/// As [`conv2d`]: `x`, `dx`: `[batch, c_in, h, w]`; `weight`, `dweight`:
+/// `[c_out, c_in, k_h, k_w]`; `grad`: `[batch, c_out, oh, ow]`; `dbias`: `[c_out]`.
+///
+/// # Panics
+///
+/// If a slice's length is not its shape's.
+#[allow(clippy::too_many_arguments)]
+pub fn conv2d_backward(
+    x: &[f32],
+    weight: &[f32],
+    grad: &[f32],
+    s: &Conv2dShape,
+    dx: Option<&mut [f32]>,
+    dweight: Option<&mut [f32]>,
+    dbias: Option<&mut [f32]>,
+) {
+    let [x_len, w_len, out_len] = s.lens();
+    assert_eq!(
+        (x.len(), weight.len(), grad.len()),
+        (x_len, w_len, out_len),
+        "conv2d_backward: buffer lengths"
+    );
+    let weight_grad = dweight.is_some();
+    let (k, n, c_out) = (s.col_rows(), s.out_pixels(), s.channels_out);
+    let per_part = s.batch.div_ceil(PARTS).max(1);
+    let parts = s.batch.div_ceil(per_part);
+    let dx_parts: Vec<Option<&mut [f32]>> = match dx {
+        Some(dx) => {
+            assert_eq!(dx.len(), x_len, "conv2d_backward: dx length");
+            dx.chunks_mut(per_part * s.image_len()).map(Some).collect()
+        }
+        None => (0..parts).map(|_| None).collect(),
+    };
+    let threads = inner_threads(parts);
+    let partials: Vec<(Vec<f32>, Vec<f32>)> = dx_parts
+        .into_par_iter()
+        .enumerate()
+        .map(|(part, mut dx)| {
+            let mut dw = vec![0.0f32; if weight_grad { w_len } else { 0 }];
+            let mut db = vec![0.0f32; c_out];
+            let (mut cols, mut dcols) = (Vec::new(), Vec::new());
+            let images = part * per_part..((part + 1) * per_part).min(s.batch);
+            for (i, b) in images.enumerate() {
+                let x = &x[b * s.image_len()..][..s.image_len()];
+                let grad = &grad[b * c_out * n..][..c_out * n];
+                if weight_grad {
+                    // dW (+)= dy · colsᵀ
+                    let cols = im2col_or_view(x, s, &mut cols);
+                    let (dy, cols_t) = (Mat::row_major(grad, n), Mat::transposed(cols, n));
+                    gemm(&mut dw, [c_out, k], i > 0, dy, cols_t, n, threads);
+                }
+                for (db, row) in db.iter_mut().zip(grad.chunks_exact(n)) {
+                    *db += row.iter().sum::<f32>();
+                }
+                // dx = col2im(Wᵀ · dy)
+                if let Some(dx) = dx.as_deref_mut() {
+                    let dx = &mut dx[i * s.image_len()..][..s.image_len()];
+                    let w_t = Mat::transposed(weight, k);
+                    let dy = Mat::row_major(grad, n);
+                    if s.is_pointwise() {
+                        gemm(dx, [k, n], false, w_t, dy, c_out, threads);
+                    } else {
+                        dcols.resize(k * n, 0.0);
+                        gemm(&mut dcols, [k, n], false, w_t, dy, c_out, threads);
+                        col2im(&dcols, s, dx);
+                    }
+                }
+            }
+            (dw, db)
+        })
+        .collect();
+    let mut db_total = vec![0.0f32; c_out];
+    for (_, db) in &partials {
+        add_assign(&mut db_total, db);
+    }
+    if let Some(dweight) = dweight {
+        assert_eq!(dweight.len(), w_len, "conv2d_backward: dweight length");
+        dweight.fill(0.0);
+        for (dw, _) in &partials {
+            add_assign(dweight, dw);
+        }
+    }
+    if let Some(dbias) = dbias {
+        assert_eq!(dbias.len(), c_out, "conv2d_backward: dbias length");
+        dbias.copy_from_slice(&db_total);
+    }
+}
+
+fn add_assign(acc: &mut [f32], v: &[f32]) {
+    for (a, v) in acc.iter_mut().zip(v) {
+        *a += v;
+    }
+}
+
+/// Threads for one matrix product: all of them when there are fewer parallel tasks than
+/// threads (a batch of one), else one (the tasks fill the threads).
+fn inner_threads(tasks: usize) -> usize {
+    let threads = rayon::current_num_threads();
+    if tasks < threads { threads } else { 1 }
+}
+
+/// The im2col matrix of one image: `x` itself for a pointwise convolution, otherwise
+/// written into `buffer`.
+fn im2col_or_view<'a>(x: &'a [f32], s: &Conv2dShape, buffer: &'a mut Vec<f32>) -> &'a [f32] {
+    if s.is_pointwise() {
+        return x;
+    }
+    buffer.resize(s.col_rows() * s.out_pixels(), 0.0);
+    let ow = s.output[1];
+    for_each_span(s, |at, span| match span {
+        None => buffer[at..at + ow].fill(0.0),
+        Some(span) => {
+            let dst = &mut buffer[at..at + ow];
+            let (before, rest) = dst.split_at_mut(span.cols.start);
+            let (inside, after) = rest.split_at_mut(span.cols.len());
+            before.fill(0.0);
+            after.fill(0.0);
+            let src = &x[span.start..];
+            if span.step == 1 {
+                inside.copy_from_slice(&src[..inside.len()]);
+            } else {
+                for (d, &v) in inside.iter_mut().zip(src.iter().step_by(span.step)) {
+                    *d = v;
+                }
+            }
+        }
+    });
+    buffer
+}
+
+/// im2col's adjoint for one image: `dx = Σ` of every column entry back onto the input
+/// pixel it was copied from (`dx` is overwritten).
+fn col2im(dcols: &[f32], s: &Conv2dShape, dx: &mut [f32]) {
+    dx.fill(0.0);
+    for_each_span(s, |at, span| {
+        if let Some(span) = span {
+            let src = &dcols[at + span.cols.start..at + span.cols.end];
+            let dst = &mut dx[span.start..];
+            if span.step == 1 {
+                add_assign(&mut dst[..src.len()], src);
+            } else {
+                for (d, v) in dst.iter_mut().step_by(span.step).zip(src) {
+                    *d += v;
+                }
+            }
+        }
+    });
+}
+
+/// The part of one output row `oh` of one im2col row `(c, i, j)` that reads the input:
+/// columns `cols` (within the output row) read `x[start + t·step]` for t = 0, 1, ….
+#[derive(Debug, Clone)]
+struct Span {
+    cols: std::ops::Range<usize>,
+    start: usize,
+    step: usize,
+}
+
+/// Calls `f` on every output row `oh` of every im2col row `(c, i, j)`, in the order of the
+/// `[c_in·k_h·k_w, oh·ow]` matrix, with the offset of its first element in that matrix
+/// and the span of it that lies inside the input (`None`: all padding).
+fn for_each_span(s: &Conv2dShape, mut f: impl FnMut(usize, Option<Span>)) {
+    let [h, w] = s.input;
+    let [kh, kw] = s.kernel;
+    let [oh_len, ow_len] = s.output;
+    // The valid output columns for each kernel column j (independent of the row).
+    let column_spans: Vec<Option<(std::ops::Range<usize>, usize)>> = (0..kw)
+        .map(|j| valid_range(j, s.stride[1], s.dilation[1], s.padding[1], w, ow_len))
+        .collect();
+    let mut at = 0;
+    for c in 0..s.channels_in {
+        for i in 0..kh {
+            for column_span in &column_spans {
+                for oh in 0..oh_len {
+                    let ih = (oh * s.stride[0] + i * s.dilation[0]).checked_sub(s.padding[0]);
+                    let span = match (ih.filter(|&ih| ih < h), column_span) {
+                        (Some(ih), Some((cols, iw0))) => Some(Span {
+                            cols: cols.clone(),
+                            start: (c * h + ih) * w + iw0,
+                            step: s.stride[1],
+                        }),
+                        _ => None,
+                    };
+                    f(at, span);
+                    at += ow_len;
+                }
+            }
+        }
+    }
+}
+
+/// For kernel offset `j` along an axis: the output positions o whose input position
+/// `o·stride + j·dilation − padding` lies in `0..len`, and the input position of the
+/// first; `None` when there are none.
+fn valid_range(
+    j: usize,
+    stride: usize,
+    dilation: usize,
+    padding: usize,
+    len: usize,
+    out_len: usize,
+) -> Option<(std::ops::Range<usize>, usize)> {
+    let offset = j * dilation;
+    // First o with o·stride + offset ≥ padding; last with o·stride + offset ≤ padding + len − 1.
+    let lo = padding.saturating_sub(offset).div_ceil(stride);
+    let hi = ((padding + len).checked_sub(offset + 1)? / stride + 1).min(out_len);
+    (lo < hi).then(|| (lo..hi, lo * stride + offset - padding))
+}
+
+/// A read-only matrix: a pointer with row and column strides, in elements.
+#[derive(Clone, Copy)]
+struct Mat<'a> {
+    data: &'a [f32],
+    row_stride: isize,
+    col_stride: isize,
+}
+
+impl<'a> Mat<'a> {
+    /// `data` as a row-major matrix with `cols` columns.
+    fn row_major(data: &'a [f32], cols: usize) -> Self {
+        Self {
+            data,
+            row_stride: cols as isize,
+            col_stride: 1,
+        }
+    }
+
+    /// The transpose of `data` read as a row-major matrix with `cols` columns.
+    fn transposed(data: &'a [f32], cols: usize) -> Self {
+        Self {
+            data,
+            row_stride: 1,
+            col_stride: cols as isize,
+        }
+    }
+}
+
+/// `dst (+)= lhs · rhs` for a row-major `dst` of `[m, n]`, with inner dimension `k`:
+/// added to `dst` when `accumulate`, written over it otherwise.
+fn gemm(
+    dst: &mut [f32],
+    [m, n]: [usize; 2],
+    accumulate: bool,
+    lhs: Mat,
+    rhs: Mat,
+    k: usize,
+    threads: usize,
+) {
+    assert!(dst.len() >= m * n, "gemm: destination too short");
+    let extent = |mat: Mat, rows: usize, cols: usize| {
+        (rows.saturating_sub(1) as isize * mat.row_stride
+            + cols.saturating_sub(1) as isize * mat.col_stride) as usize
+    };
+    assert!(
+        m * k == 0 || (extent(lhs, m, k) < lhs.data.len() && extent(rhs, k, n) < rhs.data.len()),
+        "gemm: operand too short"
+    );
+    let parallelism = if threads > 1 {
+        gemm::Parallelism::Rayon(threads)
+    } else {
+        gemm::Parallelism::None
+    };
+    // SAFETY: the asserts above keep every element the strides address inside the three
+    // slices, and `dst` is borrowed mutably, so it aliases neither operand.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            n as isize,
+            accumulate,
+            lhs.data.as_ptr(),
+            lhs.col_stride,
+            lhs.row_stride,
+            rhs.data.as_ptr(),
+            rhs.col_stride,
+            rhs.row_stride,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            parallelism,
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// The convolution, its three gradients (for the upstream gradient `g`), and for each
+    /// output element the sum of the absolute values of the products that make it (the
+    /// condition of the sum, for the f32 error bound), in f64 on the host by the
+    /// definition: direct loops over every in-bounds tap, sharing no code with im2col.
+    struct Reference {
+        y: Vec<f64>,
+        y_abs: Vec<f64>,
+        dx: Vec<f64>,
+        dx_abs: Vec<f64>,
+        dw: Vec<f64>,
+        dw_abs: Vec<f64>,
+        db: Vec<f64>,
+        db_abs: Vec<f64>,
+    }
+
+    #[allow(clippy::needless_range_loop)] // the definition's indices, written out
+    fn reference(x: &[f32], w: &[f32], b: &[f32], g: &[f32], s: &Conv2dShape) -> Reference {
+        let [h, wi] = s.input;
+        let [kh, kw] = s.kernel;
+        let [oh, ow] = s.output;
+        let (ci, co) = (s.channels_in, s.channels_out);
+        let [x_len, w_len, y_len] = s.lens();
+        let mut r = Reference {
+            y: vec![0.0; y_len],
+            y_abs: vec![0.0; y_len],
+            dx: vec![0.0; x_len],
+            dx_abs: vec![0.0; x_len],
+            dw: vec![0.0; w_len],
+            dw_abs: vec![0.0; w_len],
+            db: vec![0.0; co],
+            db_abs: vec![0.0; co],
+        };
+        for n in 0..s.batch {
+            for o in 0..co {
+                for p in 0..oh {
+                    for q in 0..ow {
+                        let yi = ((n * co + o) * oh + p) * ow + q;
+                        let gv = f64::from(g[yi]);
+                        r.y[yi] = f64::from(b[o]);
+                        r.y_abs[yi] = f64::from(b[o]).abs();
+                        r.db[o] += gv;
+                        r.db_abs[o] += gv.abs();
+                        for c in 0..ci {
+                            for i in 0..kh {
+                                for j in 0..kw {
+                                    let ih = (p * s.stride[0] + i * s.dilation[0]) as isize
+                                        - s.padding[0] as isize;
+                                    let iw = (q * s.stride[1] + j * s.dilation[1]) as isize
+                                        - s.padding[1] as isize;
+                                    if ih < 0 || iw < 0 || ih >= h as isize || iw >= wi as isize {
+                                        continue;
+                                    }
+                                    let xi = ((n * ci + c) * h + ih as usize) * wi + iw as usize;
+                                    let wj = ((o * ci + c) * kh + i) * kw + j;
+                                    let (xv, wv) = (f64::from(x[xi]), f64::from(w[wj]));
+                                    r.y[yi] += xv * wv;
+                                    r.y_abs[yi] += (xv * wv).abs();
+                                    r.dx[xi] += gv * wv;
+                                    r.dx_abs[xi] += (gv * wv).abs();
+                                    r.dw[wj] += gv * xv;
+                                    r.dw_abs[wj] += (gv * xv).abs();
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        r
+    }
+
+    /// The worst-case error of an f32 sum of `terms` products, in any order, relative to
+    /// the sum of their absolute values: γ_m = m·u / (1 − m·u) with u = 2⁻²⁴ (Higham,
+    /// Accuracy and Stability of Numerical Algorithms, Sec. 3.1), plus f64's own error.
+    fn gamma(terms: usize) -> f64 {
+        let mu = (terms + 2) as f64 * f64::from(f32::EPSILON) / 2.0;
+        mu / (1.0 - mu) + 1e-12
+    }
+
+    fn assert_within(what: &str, got: &[f32], exact: &[f64], abs: &[f64], terms: usize) {
+        assert_eq!(got.len(), exact.len(), "{what}: length");
+        for (i, ((&got, &exact), &abs)) in got.iter().zip(exact).zip(abs).enumerate() {
+            let error = (f64::from(got) - exact).abs();
+            assert!(
+                error <= gamma(terms) * abs,
+                "{what}[{i}]: {got} against {exact} (error {error:e}, bound {:e})",
+                gamma(terms) * abs
+            );
+        }
+    }
+
+    /// Deterministic values in [−1, 1).
+    fn values(len: usize, seed: u64) -> Vec<f32> {
+        let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        (0..len)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                (state >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+            })
+            .collect()
+    }
+
+    fn check(s: &Conv2dShape, seed: u64) {
+        let [x_len, w_len, y_len] = s.lens();
+        let x = values(x_len, seed);
+        let w = values(w_len, seed + 1);
+        let b = values(s.channels_out, seed + 2);
+        let g = values(y_len, seed + 3);
+        let r = reference(&x, &w, &b, &g, s);
+
+        let mut y = vec![f32::NAN; y_len];
+        conv2d(&x, &w, Some(&b), s, &mut y);
+        let taps = s.col_rows();
+        assert_within("y", &y, &r.y, &r.y_abs, taps + 1);
+
+        let (mut dx, mut dw, mut db) = (
+            vec![f32::NAN; x_len],
+            vec![f32::NAN; w_len],
+            vec![f32::NAN; s.channels_out],
+        );
+        conv2d_backward(&x, &w, &g, s, Some(&mut dx), Some(&mut dw), Some(&mut db));
+        let per_pixel = s.batch * s.out_pixels();
+        assert_within(
+            "dx",
+            &dx,
+            &r.dx,
+            &r.dx_abs,
+            s.channels_out * s.kernel[0] * s.kernel[1],
+        );
+        assert_within("dw", &dw, &r.dw, &r.dw_abs, per_pixel + PARTS);
+        assert_within("db", &db, &r.db, &r.db_abs, per_pixel + PARTS);
+
+        // Each gradient alone is the same as all three together.
+        let mut dw_alone = vec![f32::NAN; w_len];
+        conv2d_backward(&x, &w, &g, s, None, Some(&mut dw_alone), None);
+        assert_eq!(dw_alone, dw, "the weight gradient alone");
+        let mut dx_alone = vec![f32::NAN; x_len];
+        conv2d_backward(&x, &w, &g, s, Some(&mut dx_alone), None, None);
+        assert_eq!(dx_alone, dx, "the input gradient alone");
+    }
+
+    fn shape(
+        [batch, c_in, c_out]: [usize; 3],
+        input: [usize; 2],
+        kernel: [usize; 2],
+        stride: [usize; 2],
+        padding: [(usize, usize); 2],
+        dilation: [usize; 2],
+    ) -> Conv2dShape {
+        Conv2dShape::new(batch, c_in, c_out, input, kernel, stride, padding, dilation)
+            .expect("a valid geometry")
+    }
+
+    #[test]
+    fn matches_the_definition_at_the_unets_geometries() {
+        let same = [(1, 1), (1, 1)];
+        // 3×3 "same"; the stride-2 down-sampling with TensorFlow's padding (bottom and
+        // right only); 1×1 (im2col is the input itself); a batch of one (the threaded
+        // matrix product); a batch larger than PARTS that does not divide evenly.
+        check(&shape([2, 4, 5], [7, 6], [3, 3], [1, 1], same, [1, 1]), 1);
+        check(
+            &shape([3, 3, 4], [8, 9], [3, 3], [2, 2], [(0, 1), (0, 1)], [1, 1]),
+            2,
+        );
+        check(
+            &shape([2, 6, 3], [5, 4], [1, 1], [1, 1], [(0, 0), (0, 0)], [1, 1]),
+            3,
+        );
+        check(&shape([1, 3, 2], [6, 6], [3, 3], [1, 1], same, [1, 1]), 4);
+        check(&shape([11, 2, 3], [4, 5], [3, 3], [1, 1], same, [1, 1]), 5);
+    }
+
+    #[test]
+    fn matches_the_definition_for_strides_dilations_and_padding() {
+        check(
+            &shape([2, 2, 3], [9, 7], [3, 2], [2, 3], [(2, 0), (1, 3)], [2, 1]),
+            6,
+        );
+        check(
+            &shape([2, 3, 2], [5, 5], [1, 1], [2, 2], [(1, 1), (0, 2)], [1, 1]),
+            7,
+        );
+        // Padding wider than the kernel's reach: whole output rows are padding.
+        check(
+            &shape([1, 2, 2], [3, 3], [2, 2], [1, 1], [(3, 3), (2, 2)], [1, 1]),
+            8,
+        );
+        // A 1×1 input and a kernel larger than the input.
+        check(
+            &shape([2, 3, 2], [1, 1], [3, 3], [1, 1], [(1, 1), (1, 1)], [1, 1]),
+            9,
+        );
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+        #[test]
+        fn matches_the_definition_on_random_geometries(
+            batch in 0usize..10,
+            channels in (1usize..5, 1usize..5),
+            input in (1usize..9, 1usize..9),
+            kernel in (1usize..4, 1usize..4),
+            stride in (1usize..4, 1usize..4),
+            padding in ((0usize..3, 0usize..3), (0usize..3, 0usize..3)),
+            dilation in (1usize..3, 1usize..3),
+            seed in 0u64..1000,
+        ) {
+            let s = Conv2dShape::new(
+                batch, channels.0, channels.1, [input.0, input.1], [kernel.0, kernel.1],
+                [stride.0, stride.1], [padding.0, padding.1], [dilation.0, dilation.1],
+            );
+            // Geometries whose dilated kernel does not fit are `None` (Burn's own
+            // convolution is called for them).
+            if let Some(s) = s {
+                check(&s, seed);
+            }
+        }
+    }
+
+    #[test]
+    fn a_geometry_that_does_not_fit_is_none() {
+        assert_eq!(
+            Conv2dShape::new(1, 1, 1, [2, 2], [3, 3], [1, 1], [(0, 0); 2], [1, 1]),
+            None
+        );
+        assert_eq!(
+            Conv2dShape::new(1, 1, 1, [5, 5], [3, 3], [0, 1], [(0, 0); 2], [1, 1]),
+            None
+        );
+        assert_eq!(
+            Conv2dShape::new(1, 0, 1, [5, 5], [3, 3], [1, 1], [(0, 0); 2], [1, 1]),
+            None
+        );
+        let s = Conv2dShape::new(1, 1, 1, [5, 4], [3, 3], [2, 1], [(1, 0), (0, 0)], [1, 1]);
+        assert_eq!(s.map(|s| s.output), Some([2, 2]));
+    }
+
+    #[test]
+    fn non_finite_inputs_reach_exactly_the_outputs_that_read_them() {
+        let s = shape([2, 2, 3], [6, 5], [3, 3], [1, 1], [(1, 1), (1, 1)], [1, 1]);
+        let [x_len, w_len, y_len] = s.lens();
+        let mut x = values(x_len, 11);
+        x[7] = f32::NAN;
+        x[s.image_len() + 12] = f32::INFINITY;
+        x[s.image_len() + 30] = f32::NEG_INFINITY;
+        let w = values(w_len, 12);
+        let b = values(s.channels_out, 13);
+        let g = values(y_len, 14);
+        let r = reference(&x, &w, &b, &g, &s);
+        let mut y = vec![0.0; y_len];
+        conv2d(&x, &w, Some(&b), &s, &mut y);
+        let mut dw = vec![0.0; w_len];
+        conv2d_backward(&x, &w, &g, &s, None, Some(&mut dw), None);
+        let class = |v: f64| (v.is_nan(), v.is_infinite().then_some(v > 0.0));
+        for (what, got, exact) in [("y", &y, &r.y), ("dw", &dw, &r.dw)] {
+            let non_finite = exact.iter().filter(|v| !v.is_finite()).count();
+            assert!(non_finite > 0, "{what}: the test reaches non-finite values");
+            for (i, (&got, &exact)) in got.iter().zip(exact.iter()).enumerate() {
+                assert_eq!(
+                    class(f64::from(got)),
+                    class(exact),
+                    "{what}[{i}]: {got} against {exact}"
+                );
+            }
+        }
+    }
+}
