@@ -271,21 +271,26 @@ fn im2col_or_view<'a>(x: &'a [f32], s: &Conv2dShape, buffer: &'a mut Vec<f32>) -
     if s.is_pointwise() {
         return x;
     }
-    buffer.resize(s.col_rows() * s.out_pixels(), 0.0);
-    let ow = s.output[1];
-    for_each_span(s, |at, span| match span {
-        None => buffer[at..at + ow].fill(0.0),
-        Some(span) => {
-            let dst = &mut buffer[at..at + ow];
-            let (before, rest) = dst.split_at_mut(span.cols.start);
-            let (inside, after) = rest.split_at_mut(span.cols.len());
-            before.fill(0.0);
-            after.fill(0.0);
-            let src = &x[span.start..];
-            if span.step == 1 {
-                inside.copy_from_slice(&src[..inside.len()]);
+    let (n, ow) = (s.out_pixels(), s.output[1]);
+    buffer.resize(s.col_rows() * n, 0.0);
+    for_each_row(s, |r| {
+        let row = &mut buffer[r.at..r.at + n];
+        if r.cols.is_empty() {
+            row.fill(0.0);
+            return;
+        }
+        row[..r.rows.start * ow].fill(0.0);
+        row[r.rows.end * ow..].fill(0.0);
+        for (t, oh) in r.rows.clone().enumerate() {
+            let dst = &mut row[oh * ow..(oh + 1) * ow];
+            dst[..r.cols.start].fill(0.0);
+            dst[r.cols.end..].fill(0.0);
+            let src = &x[r.src + t * r.row_step..];
+            let dst = &mut dst[r.cols.clone()];
+            if r.col_step == 1 {
+                dst.copy_from_slice(&src[..dst.len()]);
             } else {
-                for (d, &v) in inside.iter_mut().zip(src.iter().step_by(span.step)) {
+                for (d, &v) in dst.iter_mut().zip(src.iter().step_by(r.col_step)) {
                     *d = v;
                 }
             }
@@ -298,14 +303,16 @@ fn im2col_or_view<'a>(x: &'a [f32], s: &Conv2dShape, buffer: &'a mut Vec<f32>) -
 /// pixel it was copied from (`dx` is overwritten).
 fn col2im(dcols: &[f32], s: &Conv2dShape, dx: &mut [f32]) {
     dx.fill(0.0);
-    for_each_span(s, |at, span| {
-        if let Some(span) = span {
-            let src = &dcols[at + span.cols.start..at + span.cols.end];
-            let dst = &mut dx[span.start..];
-            if span.step == 1 {
+    let ow = s.output[1];
+    for_each_row(s, |r| {
+        for (t, oh) in r.rows.clone().enumerate() {
+            let at = r.at + oh * ow;
+            let src = &dcols[at + r.cols.start..at + r.cols.end];
+            let dst = &mut dx[r.src + t * r.row_step..];
+            if r.col_step == 1 {
                 add_assign(&mut dst[..src.len()], src);
             } else {
-                for (d, v) in dst.iter_mut().step_by(span.step).zip(src) {
+                for (d, v) in dst.iter_mut().step_by(r.col_step).zip(src) {
                     *d += v;
                 }
             }
@@ -313,43 +320,49 @@ fn col2im(dcols: &[f32], s: &Conv2dShape, dx: &mut [f32]) {
     });
 }
 
-/// The part of one output row `oh` of one im2col row `(c, i, j)` that reads the input:
-/// columns `cols` (within the output row) read `x[start + t·step]` for t = 0, 1, ….
+/// Where one im2col row `(c, i, j)` reads the input: output rows `rows` and, within each,
+/// output columns `cols` lie inside it (everything else is padding); output pixel
+/// `(rows.start + t, cols.start + u)` reads input element `src + t·row_step + u·col_step`.
 #[derive(Debug, Clone)]
-struct Span {
+struct RowReads {
+    /// The row's offset in the `[c_in·k_h·k_w, oh·ow]` matrix.
+    at: usize,
+    rows: std::ops::Range<usize>,
     cols: std::ops::Range<usize>,
-    start: usize,
-    step: usize,
+    src: usize,
+    row_step: usize,
+    col_step: usize,
 }
 
-/// Calls `f` on every output row `oh` of every im2col row `(c, i, j)`, in the order of the
-/// `[c_in·k_h·k_w, oh·ow]` matrix, with the offset of its first element in that matrix
-/// and the span of it that lies inside the input (`None`: all padding).
-fn for_each_span(s: &Conv2dShape, mut f: impl FnMut(usize, Option<Span>)) {
+/// Calls `f` with the reads of every im2col row, in the matrix's order. A row that reads
+/// nothing has empty `rows` or `cols`.
+fn for_each_row(s: &Conv2dShape, mut f: impl FnMut(RowReads)) {
     let [h, w] = s.input;
     let [kh, kw] = s.kernel;
-    let [oh_len, ow_len] = s.output;
-    // The valid output columns for each kernel column j (independent of the row).
-    let column_spans: Vec<Option<(std::ops::Range<usize>, usize)>> = (0..kw)
-        .map(|j| valid_range(j, s.stride[1], s.dilation[1], s.padding[1], w, ow_len))
-        .collect();
+    let [oh, ow] = s.output;
+    let axis = |a: usize, k: usize, len: usize, out: usize| {
+        valid_range(k, s.stride[a], s.dilation[a], s.padding[a], len, out).unwrap_or((0..0, 0))
+    };
+    let columns: Vec<_> = (0..kw).map(|j| axis(1, j, w, ow)).collect();
     let mut at = 0;
     for c in 0..s.channels_in {
         for i in 0..kh {
-            for column_span in &column_spans {
-                for oh in 0..oh_len {
-                    let ih = (oh * s.stride[0] + i * s.dilation[0]).checked_sub(s.padding[0]);
-                    let span = match (ih.filter(|&ih| ih < h), column_span) {
-                        (Some(ih), Some((cols, iw0))) => Some(Span {
-                            cols: cols.clone(),
-                            start: (c * h + ih) * w + iw0,
-                            step: s.stride[1],
-                        }),
-                        _ => None,
-                    };
-                    f(at, span);
-                    at += ow_len;
-                }
+            let (rows, ih0) = axis(0, i, h, oh);
+            for (cols, iw0) in &columns {
+                let (rows, cols) = if cols.is_empty() || rows.is_empty() {
+                    (0..0, 0..0)
+                } else {
+                    (rows.clone(), cols.clone())
+                };
+                f(RowReads {
+                    at,
+                    rows,
+                    cols,
+                    src: (c * h + ih0) * w + iw0,
+                    row_step: s.stride[0] * w,
+                    col_step: s.stride[1],
+                });
+                at += oh * ow;
             }
         }
     }
