@@ -177,6 +177,36 @@ impl<B: Backend + FusedOps, C: CheckpointStrategy> FusedOps for Autodiff<B, C> {
         }
     }
 
+    fn dropout(x: FloatTensor<Self>, seed: u64, keep: f64) -> FloatTensor<Self> {
+        /// The dropout's node; its state is the seed and the keep probability, from
+        /// which the backward regenerates the mask.
+        #[derive(Debug)]
+        struct Dropout;
+
+        impl<B: Backend + FusedOps> Backward<B, 1> for Dropout {
+            type State = (u64, f64);
+
+            fn backward(
+                self,
+                ops: Ops<Self::State, 1>,
+                grads: &mut Gradients,
+                _checkpointer: &mut Checkpointer,
+            ) {
+                let (seed, keep) = ops.state;
+                unary::<B, _>(ops.parents, ops.node, grads, |grad| {
+                    B::dropout(grad, seed, keep)
+                });
+            }
+        }
+
+        let node = x.node();
+        let x = x.into_primitive();
+        match Dropout.prepare::<C>([node]).compute_bound().stateful() {
+            OpsKind::Tracked(prep) => prep.finish((seed, keep), B::dropout(x, seed, keep)),
+            OpsKind::UnTracked(prep) => prep.finish(B::dropout(x, seed, keep)),
+        }
+    }
+
     fn convolution_backward(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,

@@ -216,7 +216,7 @@ pub fn conv2d_backward(
                     gemm(&mut dw, [c_out, k], i > 0, dy, cols_t, n, threads);
                 }
                 for (db, row) in db.iter_mut().zip(grad.chunks_exact(n)) {
-                    *db += row.iter().sum::<f32>();
+                    *db += super::kernels::lane_sum(row, f64::from) as f32;
                 }
                 // dx = col2im(Wᵀ · dy)
                 if let Some(dx) = dx.as_deref_mut() {

@@ -128,6 +128,34 @@ pub trait FusedOps: Backend {
     ) {
         convolution_backward_composed::<Self>(x, weight, grad, options, wanted)
     }
+
+    /// Inverted dropout (Srivastava et al. 2014) with the counter-based mask of `seed`:
+    /// `x · m / keep`, where mᵢ ∈ {0, 1} is [`super::kernels::dropout_keeps`] for the
+    /// i-th element in row-major order and `keep` ∈ (0, 1] is the keep probability.
+    /// Linear and diagonal, so under autodiff its backward is the same op on the gradient,
+    /// and it keeps only the seed.
+    ///
+    /// # Shapes
+    ///
+    /// - `x`: any; the output has the same shape.
+    fn dropout(x: FloatTensor<Self>, seed: u64, keep: f64) -> FloatTensor<Self> {
+        dropout_composed::<Self>(x, seed, keep)
+    }
+}
+
+/// The dropout as a product with the mask, made on the host and uploaded.
+pub(crate) fn dropout_composed<B: Backend>(
+    x: FloatTensor<B>,
+    seed: u64,
+    keep: f64,
+) -> FloatTensor<B> {
+    let shape = x.shape();
+    let ones = vec![1.0f32; shape.num_elements()];
+    let mut mask = vec![0.0f32; ones.len()];
+    super::kernels::dropout(&ones, &mut mask, seed, keep, 0);
+    let mask = B::float_from_data(burn::tensor::TensorData::new(mask, shape), &x.device());
+    let mask = B::float_cast(mask, x.dtype().into());
+    B::float_mul(x, mask)
 }
 
 /// The convolution's gradients as Burn's own `conv2d` node computes them.

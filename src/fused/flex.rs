@@ -9,8 +9,8 @@ use burn::backend::{
 
 use super::conv::{self, Conv2dShape};
 use super::extension::{
-    FusedOps, convolution_backward_composed, group_norm_backward_composed, group_norm_composed,
-    silu_backward_composed, silu_composed,
+    FusedOps, convolution_backward_composed, dropout_composed, group_norm_backward_composed,
+    group_norm_composed, silu_backward_composed, silu_composed,
 };
 use super::kernels;
 
@@ -96,6 +96,17 @@ impl FusedOps for Flex {
             from_vec(dgamma, &gamma),
             from_vec(dbeta, &beta),
         )
+    }
+
+    fn dropout(x: FlexTensor, seed: u64, keep: f64) -> FlexTensor {
+        if x.dtype() != DType::F32 {
+            return dropout_composed::<Flex>(x, seed, keep);
+        }
+        let x = contiguous(x);
+        let input = slice(&x);
+        let mut out = vec![0.0f32; input.len()];
+        kernels::dropout(input, &mut out, seed, keep, 0);
+        from_vec(out, &x)
     }
 
     fn convolution(

@@ -347,9 +347,87 @@ impl GroupNormShape {
     }
 }
 
+/// The keep threshold of [`dropout`] for keep probability `keep` ∈ (0, 1]: an element is
+/// kept when 24 random bits fall below it, so the probability is rounded to a multiple
+/// of 2⁻²⁴.
+pub fn dropout_threshold(keep: f64) -> u32 {
+    (keep.clamp(0.0, 1.0) * f64::from(1u32 << 24)).round() as u32
+}
+
+/// Whether element `i` of the dropout mask of `seed` is kept: the top 24 bits of
+/// SplitMix64's output for counter `i` (Steele, Lea & Flood 2014) below `threshold`. A
+/// counter-based stream: any element is computed alone, so the mask does not depend on
+/// how the work is split across threads or vector lanes.
+#[inline(always)]
+pub fn dropout_keeps(seed: u64, i: u64, threshold: u32) -> bool {
+    let mut z = seed.wrapping_add(i.wrapping_add(1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^= z >> 31;
+    ((z >> 40) as u32) < threshold
+}
+
+/// Inverted dropout: `out[i] = x[i] · (m_i / keep)` with the mask m of `seed`
+/// ([`dropout_keeps`]) and keep probability `keep` ∈ (0, 1], for the elements numbered
+/// from `first`. A dropped element is `x · 0` (NaN stays NaN, as in Burn's and PyTorch's
+/// `x · mask`). Dropout is linear and diagonal, so its vector-Jacobian product is the
+/// same call on the gradient.
+///
+/// # Panics
+///
+/// If the slices' lengths differ (a bug of the caller, never of user data).
+pub fn dropout(x: &[f32], out: &mut [f32], seed: u64, keep: f64, first: u64) {
+    assert_eq!(x.len(), out.len(), "dropout: slice lengths differ");
+    let threshold = dropout_threshold(keep);
+    let scale = (1.0 / keep) as f32;
+    let serial = |x: &[f32], out: &mut [f32], first: u64| {
+        vectorized(DropoutLoop {
+            x,
+            out,
+            seed,
+            first,
+            threshold,
+            scale,
+        })
+    };
+    #[cfg(feature = "flex")]
+    {
+        use rayon::prelude::*;
+        if x.len() > CHUNK {
+            out.par_chunks_mut(CHUNK)
+                .zip(x.par_chunks(CHUNK))
+                .enumerate()
+                .for_each(|(c, (out, x))| serial(x, out, first + (c * CHUNK) as u64));
+            return;
+        }
+    }
+    serial(x, out, first)
+}
+
+/// The loop of [`dropout`] over one chunk.
+struct DropoutLoop<'a> {
+    x: &'a [f32],
+    out: &'a mut [f32],
+    seed: u64,
+    first: u64,
+    threshold: u32,
+    scale: f32,
+}
+
+impl Vectorized for DropoutLoop<'_> {
+    type Output = ();
+    #[inline(always)]
+    fn run(self) {
+        for (i, (o, &x)) in self.out.iter_mut().zip(self.x).enumerate() {
+            let kept = dropout_keeps(self.seed, self.first + i as u64, self.threshold);
+            *o = x * if kept { self.scale } else { 0.0 };
+        }
+    }
+}
+
 /// Σ f(xᵢ) in f64, over eight accumulators (so that the loop vectorizes).
 #[inline(always)]
-fn lane_sum(x: &[f32], f: impl Fn(f32) -> f64) -> f64 {
+pub(crate) fn lane_sum(x: &[f32], f: impl Fn(f32) -> f64) -> f64 {
     const LANES: usize = 8;
     let mut acc = [0.0f64; LANES];
     let chunks = x.chunks_exact(LANES);

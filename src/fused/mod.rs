@@ -33,8 +33,8 @@ mod flex;
 pub mod kernels;
 
 use burn::backend::Dispatch;
-use burn::nn::{GroupNorm, PaddingConfig2d, conv::Conv2d};
-use burn::tensor::{Device, Tensor, ops::ConvOptions};
+use burn::nn::{Dropout, GroupNorm, PaddingConfig2d, conv::Conv2d};
+use burn::tensor::{Device, Distribution, Tensor, ops::ConvOptions};
 
 pub use extension::FusedOps;
 
@@ -160,6 +160,36 @@ pub fn conv2d(x: Tensor<4>, conv: &Conv2d) -> Tensor<4> {
         bias.into_dispatch(),
         options,
     );
+    Tensor::from_dispatch(y)
+}
+
+/// `dropout`'s inverted dropout of `x`: during training on an autodiff device, each
+/// element is kept with probability `1 − dropout.prob` (rounded to a multiple of 2⁻²⁴)
+/// and scaled by `1 / (1 − prob)`, the rest set to `x · 0`; otherwise `x` unchanged, as
+/// `Dropout::forward`.
+///
+/// The mask is not Burn's: it is a counter-based stream ([`kernels::dropout_keeps`])
+/// whose seed is drawn from the device's generator, so `device.seed(s)` still makes a
+/// run reproducible, and the backward regenerates the mask from the seed instead of
+/// keeping it. On Flex one vectorized pass on rayon's threads (Burn draws the mask on
+/// the host, element by element, then multiplies twice).
+///
+/// # Shapes
+///
+/// - `x`: any; the output has the same shape.
+pub fn dropout<const D: usize>(x: Tensor<D>, dropout: &Dropout) -> Tensor<D> {
+    let device = x.device();
+    let active = dropout.training.is_enabled() && device.is_autodiff() && dropout.prob > 0.0;
+    if !active || !routed(&device) || x.shape().num_elements() == 0 {
+        return dropout.forward(x);
+    }
+    // 48 random bits from the device's generator (two f32 uniforms on [0, 1), 24 bits
+    // each).
+    let draws = Tensor::<1>::random([2], Distribution::Uniform(0.0, 1.0), &device.inner());
+    let bits: Vec<f32> = draws.into_data().try_to_vec().expect("f32 uniforms");
+    let word = |u: f32| (f64::from(u) * f64::from(1u32 << 24)) as u64;
+    let seed = (word(bits[0]) << 24) | word(bits[1]);
+    let y = <Dispatch as FusedOps>::dropout(x.into_dispatch(), seed, 1.0 - dropout.prob);
     Tensor::from_dispatch(y)
 }
 
@@ -669,6 +699,98 @@ mod tests {
                 .init(&device);
             let y = conv2d(Tensor::zeros([0, 3, 8, 8], &device), &conv);
             assert_eq!(y.dims(), [0, 4, 8, 8]);
+        }
+    }
+
+    fn host<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+        t.into_data().try_to_vec().unwrap()
+    }
+
+    #[test]
+    fn dropout_keeps_each_element_with_its_probability_and_scales_it() {
+        for device in devices() {
+            let ad = device.clone().autodiff();
+            for prob in [0.1, 0.5, 0.9] {
+                let layer = burn::nn::DropoutConfig::new(prob).init();
+                let shape = [4, 8, 32, 32];
+                let x = Tensor::<4>::random(shape, Distribution::Normal(0.0, 1.0), &ad);
+                let y = dropout(x.clone(), &layer);
+                let (xs, ys) = (host(x), host(y));
+                let scale = (1.0 / (1.0 - prob)) as f32;
+                let mut kept = 0usize;
+                for (&x, &y) in xs.iter().zip(&ys) {
+                    if y == 0.0 {
+                        continue;
+                    }
+                    assert_eq!(y, x * scale, "a kept element is x / (1 − p)");
+                    kept += 1;
+                }
+                // Binomial: within 5 standard deviations of n (1 − p).
+                let n = xs.len() as f64;
+                let sd = (n * prob * (1.0 - prob)).sqrt();
+                assert!(
+                    (kept as f64 - n * (1.0 - prob)).abs() < 5.0 * sd,
+                    "p = {prob}: kept {kept} of {n}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn dropout_gradient_is_the_same_mask_and_nan_stays_nan() {
+        for device in devices() {
+            let ad = device.clone().autodiff();
+            let layer = burn::nn::DropoutConfig::new(0.3).init();
+            let shape = [2, 3, 40, 40];
+            let x = Tensor::<4>::random(shape, Distribution::Normal(0.0, 1.0), &ad).require_grad();
+            let g = Tensor::<4>::random(shape, Distribution::Normal(0.0, 1.0), &ad);
+            let y = dropout(x.clone(), &layer);
+            let grads = (y.clone() * g.clone()).sum().backward();
+            let dx = host(x.grad(&grads).unwrap());
+            let (xs, ys, gs) = (host(x.clone()), host(y), host(g));
+            let scale = (1.0f64 / 0.7) as f32;
+            for i in 0..xs.len() {
+                // dy/dx is m / keep: the gradient is the forward's mask applied to g.
+                let expected = if ys[i] == 0.0 && xs[i] != 0.0 {
+                    0.0
+                } else {
+                    gs[i] * scale
+                };
+                assert_eq!(dx[i], expected, "element {i}");
+            }
+            let nan = Tensor::<1>::from_floats([f32::NAN; 64], &ad);
+            assert!(host(dropout(nan, &layer)).iter().all(|v| v.is_nan()));
+        }
+    }
+
+    #[test]
+    fn dropout_is_reproducible_from_the_device_seed_and_the_identity_outside_training() {
+        for device in devices() {
+            let ad = device.clone().autodiff();
+            let layer = burn::nn::DropoutConfig::new(0.5).init();
+            let x = Tensor::<2>::ones([64, 64], &ad);
+            let run = |seed| {
+                ad.seed(seed);
+                (
+                    host(dropout(x.clone(), &layer)),
+                    host(dropout(x.clone(), &layer)),
+                )
+            };
+            let (a, b) = run(9);
+            assert_eq!(
+                run(9),
+                (a.clone(), b.clone()),
+                "the same seed, the same masks"
+            );
+            assert_ne!(a, b, "two calls draw two masks");
+            assert_ne!(run(10).0, a, "another seed, another mask");
+            // Not on an autodiff device, or frozen, or p = 0: the identity, as Burn's.
+            let plain = Tensor::<2>::ones([8, 8], &device);
+            assert_eq!(host(dropout(plain.clone(), &layer)), host(plain));
+            let none = burn::nn::DropoutConfig::new(0.0).init();
+            assert_eq!(host(dropout(x.clone(), &none)), host(x.clone()));
+            let frozen = burn::module::Module::freeze(layer.clone());
+            assert_eq!(host(dropout(x.clone(), &frozen)), host(x));
         }
     }
 }

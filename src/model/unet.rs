@@ -12,7 +12,7 @@ use burn::tensor::{Device, Int, Tensor};
 
 use crate::error::{self, DiffusionError};
 use crate::files;
-use crate::fused::{conv2d, group_norm, group_norm_silu, silu};
+use crate::fused::{conv2d, dropout, group_norm, group_norm_silu, silu};
 use crate::model::Denoiser;
 
 /// Configuration of [`UNet`]: the architecture of Ho et al. (2020, Appendix B; the
@@ -444,7 +444,7 @@ impl ResBlock {
         let [n, c] = [h.dims()[0], h.dims()[1]];
         let h = h + self.temb_proj.forward(silu(temb)).reshape([n, c, 1, 1]);
         let h = conv2d(
-            self.dropout.forward(group_norm_silu(h, &self.norm2)),
+            dropout(group_norm_silu(h, &self.norm2), &self.dropout),
             &self.conv2,
         );
         let x = match &self.shortcut {
