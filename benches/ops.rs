@@ -3,7 +3,8 @@
 //! each level's width, GroupNorm (8 groups) forward and GroupNorm + SiLU forward +
 //! backward, SiLU forward and forward + backward (each as Burn's op or composition and
 //! as `burn_diffusion::fused`'s op), an
-//! elementwise add, the skip connection's `cat`, and one-head self-attention at 7×7.
+//! elementwise add, the skip connection's `cat`, one-head self-attention at 7×7, and an
+//! AdamW step over as many parameters as the UNet has.
 //! `benches/pytorch_ops.py` times the same ops in PyTorch; the table is in
 //! docs/benchmarks.md.
 //!
@@ -18,8 +19,10 @@
 use std::hint::black_box;
 use std::time::Duration;
 
+use burn::module::{Module, Param};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{GroupNorm, GroupNormConfig, PaddingConfig2d};
+use burn::optim::{AdamWConfig, GradientsParams};
 use burn::tensor::activation::{silu, softmax};
 use burn::tensor::{Device, Tensor};
 use burn_diffusion::{fused, noise::randn};
@@ -153,8 +156,29 @@ fn bench_ops(c: &mut Criterion) {
                 black_box(sync(w.matmul(v.clone())))
             })
         });
+        // One AdamW step over the UNet's 1,623,169 parameters as one tensor, after the
+        // backward of their sum (which gives the gradient).
+        let mut model = Flat {
+            w: Param::from_tensor(randn::<1>([UNET_PARAMETERS], 8, &ad).require_grad()),
+        };
+        let mut optim = AdamWConfig::new().init();
+        group.bench_function(format!("adamw_step/{UNET_PARAMETERS}/{name}"), |b| {
+            b.iter(|| {
+                let grads = GradientsParams::from_grads(model.w.val().sum().backward(), &model);
+                model = optim.step(1e-4, model.clone(), grads);
+                black_box(sync(model.w.val()))
+            })
+        });
     }
     group.finish();
+}
+
+/// The parameters of `UNetConfig::mnist()`, as one tensor.
+const UNET_PARAMETERS: usize = 1_623_169;
+
+#[derive(Module, Debug)]
+struct Flat {
+    w: Param<Tensor<1>>,
 }
 
 criterion_group!(benches, bench_ops);

@@ -80,3 +80,17 @@ with torch.no_grad():
     q, k, v = (torch.randn(BATCH, tokens, channels) for _ in range(3))
     scale = channels ** -0.5
     report(f"attention/{tokens}x{channels}", lambda: torch.softmax(q @ k.transpose(1, 2) * scale, 2) @ v)
+
+# One AdamW step over the UNet's 1,623,169 parameters as one tensor, after the backward
+# of their sum (which gives the gradient).
+w = torch.nn.Parameter(torch.randn(1_623_169))
+adamw = torch.optim.AdamW([w], lr=1e-4)
+
+
+def adamw_step():
+    adamw.zero_grad(set_to_none=True)
+    w.sum().backward()
+    adamw.step()
+
+
+report("adamw_step/1623169", adamw_step)
