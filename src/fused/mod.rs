@@ -173,9 +173,9 @@ pub fn conv2d(x: Tensor<4>, conv: &Conv2d) -> Tensor<4> {
 /// `Dropout::forward`.
 ///
 /// The mask is not Burn's: it is a counter-based stream ([`kernels::dropout_keeps`])
-/// whose seed is drawn from the device's generator, so `device.seed(s)` still makes a
-/// run reproducible, and the backward regenerates the mask from the seed instead of
-/// keeping it. On Flex one vectorized pass on rayon's threads (Burn draws the mask on
+/// whose seed is drawn from the device's generator (one read of two values, counted by
+/// [`crate::host::device_reads`]), so `device.seed(s)` still makes a run reproducible,
+/// and the backward regenerates the mask from the seed instead of keeping it. On Flex one vectorized pass on rayon's threads (Burn draws the mask on
 /// the host, element by element, then multiplies twice).
 ///
 /// # Shapes
@@ -188,9 +188,11 @@ pub fn dropout<const D: usize>(x: Tensor<D>, dropout: &Dropout) -> Tensor<D> {
         return dropout.forward(x);
     }
     // 48 random bits from the device's generator (two f32 uniforms on [0, 1), 24 bits
-    // each).
+    // each): a read of two values from a CPU device (only CPU devices are routed here).
     let draws = Tensor::<1>::random([2], Distribution::Uniform(0.0, 1.0), &device.inner());
-    let bits: Vec<f32> = draws.into_data().try_to_vec().expect("f32 uniforms");
+    let Ok(bits) = crate::host::read_vec::<f32, 1, _>(draws, "dropout seed") else {
+        return dropout.forward(x);
+    };
     let word = |u: f32| (f64::from(u) * f64::from(1u32 << 24)) as u64;
     let seed = (word(bits[0]) << 24) | word(bits[1]);
     let y = <Dispatch as FusedOps>::dropout(x.into_dispatch(), seed, 1.0 - dropout.prob);

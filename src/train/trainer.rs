@@ -100,7 +100,9 @@ pub struct FitOptions {
     pub log_csv: Option<PathBuf>,
     /// Read the loss and the gradient norm back from the device every this many steps (at
     /// least 1; default 1): to log them and to check that the loss is finite. The steps in
-    /// between make no device read, so the host can queue work ahead of a GPU; a NaN loss
+    /// between make no device read, so the host can queue work ahead of a GPU (on Flex and
+    /// NdArray, which run eagerly and queue nothing, [`crate::fused::dropout`] reads its
+    /// two-value seed each call); a NaN loss
     /// then goes unseen for at most `log_every − 1` steps, and never into a checkpoint
     /// (the steps that write one, and the last step of each `fit`, read too). It does
     /// not change what is computed: the weights are the same for every `log_every`.
