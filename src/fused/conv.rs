@@ -12,7 +12,10 @@
 //! - weight: `dW = Σ_images dy · colsᵀ`, and `db = Σ_images Σ_pixels dy`;
 //! - input: `dcols = Wᵀ · dy`, scattered back by col2im (im2col's adjoint) into dx.
 //!
-//! A 1×1 convolution with stride 1 and no padding has `cols = x`: no copy is made.
+//! A 1×1 convolution with stride 1 and no padding has `cols = x`: no copy is made. An
+//! image whose im2col matrix would exceed 2²² elements (16 MiB) is processed in bands of
+//! output rows, so the buffers stay bounded (a 256×256 image at 128 channels would
+//! otherwise need 0.3 GB per thread).
 //!
 //! Images run in parallel on rayon. The weight gradient sums per-part partial gradients
 //! over a fixed split of the batch into at most [`PARTS`] parts, then adds them in order,
@@ -139,23 +142,46 @@ pub fn conv2d(x: &[f32], weight: &[f32], bias: Option<&[f32]>, s: &Conv2dShape, 
     if let Some(bias) = bias {
         assert_eq!(bias.len(), s.channels_out, "conv2d: bias length");
     }
+    conv2d_in_bands(x, weight, bias, s, out, BAND);
+}
+
+/// [`conv2d`], with im2col buffers of at most about `band` elements.
+fn conv2d_in_bands(
+    x: &[f32],
+    weight: &[f32],
+    bias: Option<&[f32]>,
+    s: &Conv2dShape,
+    out: &mut [f32],
+    band: usize,
+) {
     let (k, n, c_out) = (s.col_rows(), s.out_pixels(), s.channels_out);
-    if out_len == 0 {
+    if out.is_empty() {
         return;
     }
     let threads = inner_threads(s.batch);
     out.par_chunks_mut(c_out * n)
         .zip(x.par_chunks(s.image_len()))
         .for_each_init(Vec::new, |cols, (out, x)| {
-            let cols = im2col_or_view(x, s, cols);
             if let Some(bias) = bias {
                 for (row, &b) in out.chunks_exact_mut(n).zip(bias) {
                     row.fill(b);
                 }
             }
-            let w = Mat::row_major(weight, k);
-            let cols = Mat::row_major(cols, n);
-            gemm(out, [c_out, n], bias.is_some(), w, cols, k, threads);
+            for rows in bands(s, band) {
+                let cols = im2col(x, s, rows.clone(), cols);
+                let out = &mut out[rows.start * s.output[1]..];
+                let w = Mat::row_major(weight, k);
+                gemm(
+                    out,
+                    n,
+                    [c_out, cols.cols],
+                    bias.is_some(),
+                    w,
+                    cols.mat,
+                    k,
+                    threads,
+                );
+            }
         });
 }
 
@@ -179,6 +205,18 @@ pub fn conv2d_backward(
     dx: Option<&mut [f32]>,
     dweight: Option<&mut [f32]>,
     dbias: Option<&mut [f32]>,
+) {
+    conv2d_backward_in_bands(x, weight, grad, s, [dx, dweight, dbias], BAND);
+}
+
+/// [`conv2d_backward`], with im2col buffers of at most about `band` elements.
+fn conv2d_backward_in_bands(
+    x: &[f32],
+    weight: &[f32],
+    grad: &[f32],
+    s: &Conv2dShape,
+    [dx, dweight, dbias]: [Option<&mut [f32]>; 3],
+    band: usize,
 ) {
     let [x_len, w_len, out_len] = s.lens();
     assert_eq!(
@@ -206,29 +244,57 @@ pub fn conv2d_backward(
             let mut db = vec![0.0f32; c_out];
             let (mut cols, mut dcols) = (Vec::new(), Vec::new());
             let images = part * per_part..((part + 1) * per_part).min(s.batch);
+            let ow = s.output[1];
             for (i, b) in images.enumerate() {
                 let x = &x[b * s.image_len()..][..s.image_len()];
                 let grad = &grad[b * c_out * n..][..c_out * n];
-                if weight_grad {
-                    // dW (+)= dy · colsᵀ
-                    let cols = im2col_or_view(x, s, &mut cols);
-                    let (dy, cols_t) = (Mat::row_major(grad, n), Mat::transposed(cols, n));
-                    gemm(&mut dw, [c_out, k], i > 0, dy, cols_t, n, threads);
-                }
                 for (db, row) in db.iter_mut().zip(grad.chunks_exact(n)) {
                     *db += super::kernels::lane_sum(row, f64::from) as f32;
                 }
-                // dx = col2im(Wᵀ · dy)
-                if let Some(dx) = dx.as_deref_mut() {
+                let mut dx = dx.as_deref_mut().map(|dx| {
                     let dx = &mut dx[i * s.image_len()..][..s.image_len()];
-                    let w_t = Mat::transposed(weight, k);
-                    let dy = Mat::row_major(grad, n);
-                    if s.is_pointwise() {
-                        gemm(dx, [k, n], false, w_t, dy, c_out, threads);
-                    } else {
-                        dcols.resize(k * n, 0.0);
-                        gemm(&mut dcols, [k, n], false, w_t, dy, c_out, threads);
-                        col2im(&dcols, s, dx);
+                    dx.fill(0.0);
+                    dx
+                });
+                for (j, rows) in bands(s, band).enumerate() {
+                    let pixels = rows.len() * ow;
+                    // This band's columns of dy: [c_out, pixels], rows n apart.
+                    let dy = Mat::row_major(&grad[rows.start * ow..], n);
+                    if weight_grad {
+                        // dW (+)= dy · colsᵀ
+                        let cols = im2col(x, s, rows.clone(), &mut cols);
+                        let first = i == 0 && j == 0;
+                        gemm(
+                            &mut dw,
+                            k,
+                            [c_out, k],
+                            !first,
+                            dy,
+                            cols.mat.t(),
+                            pixels,
+                            threads,
+                        );
+                    }
+                    // dx += col2im(Wᵀ · dy)
+                    if let Some(dx) = dx.as_deref_mut() {
+                        let w_t = Mat::row_major(weight, k).t();
+                        if s.is_pointwise() {
+                            let dx = &mut dx[rows.start * ow..];
+                            gemm(dx, n, [k, pixels], false, w_t, dy, c_out, threads);
+                        } else {
+                            dcols.resize(k * pixels, 0.0);
+                            gemm(
+                                &mut dcols,
+                                pixels,
+                                [k, pixels],
+                                false,
+                                w_t,
+                                dy,
+                                c_out,
+                                threads,
+                            );
+                            col2im(&dcols, s, rows.clone(), dx);
+                        }
                     }
                 }
             }
@@ -265,24 +331,52 @@ fn inner_threads(tasks: usize) -> usize {
     if tasks < threads { threads } else { 1 }
 }
 
-/// The im2col matrix of one image: `x` itself for a pointwise convolution, otherwise
-/// written into `buffer`.
-fn im2col_or_view<'a>(x: &'a [f32], s: &Conv2dShape, buffer: &'a mut Vec<f32>) -> &'a [f32] {
+/// Elements of an im2col buffer above which an image is processed in bands of output
+/// rows (16 MiB): a 256×256 image at 128 channels would need 0.3 GB per thread at once.
+const BAND: usize = 1 << 22;
+
+/// The bands of output rows that one image is processed in: as many rows per band as
+/// keep the band's im2col matrix within `band` elements (at least one row).
+fn bands(s: &Conv2dShape, band: usize) -> impl Iterator<Item = std::ops::Range<usize>> {
+    let [oh, ow] = s.output;
+    let per_band = (band / (s.col_rows() * ow).max(1)).max(1);
+    (0..oh)
+        .step_by(per_band)
+        .map(move |r| r..(r + per_band).min(oh))
+}
+
+/// One band's im2col matrix and its column count.
+struct Cols<'a> {
+    mat: Mat<'a>,
+    cols: usize,
+}
+
+/// The im2col matrix of output rows `rows` of one image, `[c_in·k_h·k_w, rows·ow]`: a view
+/// of `x` itself for a pointwise convolution, otherwise written into `buffer`.
+fn im2col<'a>(
+    x: &'a [f32],
+    s: &Conv2dShape,
+    rows: std::ops::Range<usize>,
+    buffer: &'a mut Vec<f32>,
+) -> Cols<'a> {
+    let ow = s.output[1];
+    let n = rows.len() * ow;
     if s.is_pointwise() {
-        return x;
+        let mat = Mat::row_major(&x[rows.start * ow..], s.out_pixels());
+        return Cols { mat, cols: n };
     }
-    let (n, ow) = (s.out_pixels(), s.output[1]);
     buffer.resize(s.col_rows() * n, 0.0);
-    for_each_row(s, |r| {
+    for_each_row(s, rows.clone(), |r| {
         let row = &mut buffer[r.at..r.at + n];
         if r.cols.is_empty() {
             row.fill(0.0);
             return;
         }
-        row[..r.rows.start * ow].fill(0.0);
-        row[r.rows.end * ow..].fill(0.0);
-        for (t, oh) in r.rows.clone().enumerate() {
-            let dst = &mut row[oh * ow..(oh + 1) * ow];
+        let (first, last) = (r.rows.start - rows.start, r.rows.end - rows.start);
+        row[..first * ow].fill(0.0);
+        row[last * ow..].fill(0.0);
+        for t in 0..r.rows.len() {
+            let dst = &mut row[(first + t) * ow..(first + t + 1) * ow];
             dst[..r.cols.start].fill(0.0);
             dst[r.cols.end..].fill(0.0);
             let src = &x[r.src + t * r.row_step..];
@@ -296,17 +390,19 @@ fn im2col_or_view<'a>(x: &'a [f32], s: &Conv2dShape, buffer: &'a mut Vec<f32>) -
             }
         }
     });
-    buffer
+    Cols {
+        mat: Mat::row_major(buffer, n),
+        cols: n,
+    }
 }
 
-/// im2col's adjoint for one image: `dx = Σ` of every column entry back onto the input
-/// pixel it was copied from (`dx` is overwritten).
-fn col2im(dcols: &[f32], s: &Conv2dShape, dx: &mut [f32]) {
-    dx.fill(0.0);
+/// im2col's adjoint for output rows `rows` of one image: adds every entry of `dcols`
+/// (`[c_in·k_h·k_w, rows·ow]`) onto the input pixel it was copied from.
+fn col2im(dcols: &[f32], s: &Conv2dShape, rows: std::ops::Range<usize>, dx: &mut [f32]) {
     let ow = s.output[1];
-    for_each_row(s, |r| {
-        for (t, oh) in r.rows.clone().enumerate() {
-            let at = r.at + oh * ow;
+    for_each_row(s, rows.clone(), |r| {
+        for t in 0..r.rows.len() {
+            let at = r.at + (r.rows.start - rows.start + t) * ow;
             let src = &dcols[at + r.cols.start..at + r.cols.end];
             let dst = &mut dx[r.src + t * r.row_step..];
             if r.col_step == 1 {
@@ -334,9 +430,10 @@ struct RowReads {
     col_step: usize,
 }
 
-/// Calls `f` with the reads of every im2col row, in the matrix's order. A row that reads
-/// nothing has empty `rows` or `cols`.
-fn for_each_row(s: &Conv2dShape, mut f: impl FnMut(RowReads)) {
+/// Calls `f` with the reads of every im2col row of the band of output rows `band`, in the
+/// order of its `[c_in·k_h·k_w, band·ow]` matrix; `rows` are within the band. A row that
+/// reads nothing has empty `rows` and `cols`.
+fn for_each_row(s: &Conv2dShape, band: std::ops::Range<usize>, mut f: impl FnMut(RowReads)) {
     let [h, w] = s.input;
     let [kh, kw] = s.kernel;
     let [oh, ow] = s.output;
@@ -348,9 +445,15 @@ fn for_each_row(s: &Conv2dShape, mut f: impl FnMut(RowReads)) {
     for c in 0..s.channels_in {
         for i in 0..kh {
             let (rows, ih0) = axis(0, i, h, oh);
+            // The valid rows within the band, and the input row of the first of them.
+            let first = rows.start.max(band.start);
+            let (rows, ih0) = (
+                first..rows.end.min(band.end),
+                ih0 + (first - rows.start) * s.stride[0],
+            );
             for (cols, iw0) in &columns {
                 let (rows, cols) = if cols.is_empty() || rows.is_empty() {
-                    (0..0, 0..0)
+                    (band.start..band.start, 0..0)
                 } else {
                     (rows.clone(), cols.clone())
                 };
@@ -362,7 +465,7 @@ fn for_each_row(s: &Conv2dShape, mut f: impl FnMut(RowReads)) {
                     row_step: s.stride[0] * w,
                     col_step: s.stride[1],
                 });
-                at += oh * ow;
+                at += band.len() * ow;
             }
         }
     }
@@ -404,20 +507,23 @@ impl<'a> Mat<'a> {
         }
     }
 
-    /// The transpose of `data` read as a row-major matrix with `cols` columns.
-    fn transposed(data: &'a [f32], cols: usize) -> Self {
+    /// The transpose.
+    fn t(self) -> Self {
         Self {
-            data,
-            row_stride: 1,
-            col_stride: cols as isize,
+            data: self.data,
+            row_stride: self.col_stride,
+            col_stride: self.row_stride,
         }
     }
 }
 
-/// `dst (+)= lhs · rhs` for a row-major `dst` of `[m, n]`, with inner dimension `k`:
-/// added to `dst` when `accumulate`, written over it otherwise.
+/// `dst (+)= lhs · rhs` for a row-major `dst` of `[m, n]` whose rows are `dst_row_stride`
+/// apart, with inner dimension `k`: added to `dst` when `accumulate`, written over it
+/// otherwise.
+#[allow(clippy::too_many_arguments)]
 fn gemm(
     dst: &mut [f32],
+    dst_row_stride: usize,
     [m, n]: [usize; 2],
     accumulate: bool,
     lhs: Mat,
@@ -425,7 +531,10 @@ fn gemm(
     k: usize,
     threads: usize,
 ) {
-    assert!(dst.len() >= m * n, "gemm: destination too short");
+    assert!(
+        m * n == 0 || (m - 1) * dst_row_stride + n <= dst.len(),
+        "gemm: destination too short"
+    );
     let extent = |mat: Mat, rows: usize, cols: usize| {
         (rows.saturating_sub(1) as isize * mat.row_stride
             + cols.saturating_sub(1) as isize * mat.col_stride) as usize
@@ -448,7 +557,7 @@ fn gemm(
             k,
             dst.as_mut_ptr(),
             1,
-            n as isize,
+            dst_row_stride as isize,
             accumulate,
             lhs.data.as_ptr(),
             lhs.col_stride,
@@ -583,27 +692,26 @@ mod tests {
         let g = values(y_len, seed + 3);
         let r = reference(&x, &w, &b, &g, s);
 
-        let mut y = vec![f32::NAN; y_len];
-        conv2d(&x, &w, Some(&b), s, &mut y);
-        let taps = s.col_rows();
-        assert_within("y", &y, &r.y, &r.y_abs, taps + 1);
+        // One output row per band, bands of two rows and a bit (the last band shorter),
+        // and whole images (last: the gradients kept for the checks below).
+        let row = s.col_rows() * s.output[1];
+        let (mut dx, mut dw) = (vec![], vec![]);
+        for band in [1, 2 * row + 1, BAND] {
+            let mut y = vec![f32::NAN; y_len];
+            conv2d_in_bands(&x, &w, Some(&b), s, &mut y, band);
+            assert_within("y", &y, &r.y, &r.y_abs, s.col_rows() + 1);
 
-        let (mut dx, mut dw, mut db) = (
-            vec![f32::NAN; x_len],
-            vec![f32::NAN; w_len],
-            vec![f32::NAN; s.channels_out],
-        );
-        conv2d_backward(&x, &w, &g, s, Some(&mut dx), Some(&mut dw), Some(&mut db));
-        let per_pixel = s.batch * s.out_pixels();
-        assert_within(
-            "dx",
-            &dx,
-            &r.dx,
-            &r.dx_abs,
-            s.channels_out * s.kernel[0] * s.kernel[1],
-        );
-        assert_within("dw", &dw, &r.dw, &r.dw_abs, per_pixel + PARTS);
-        assert_within("db", &db, &r.db, &r.db_abs, per_pixel + PARTS);
+            dx = vec![f32::NAN; x_len];
+            dw = vec![f32::NAN; w_len];
+            let mut db = vec![f32::NAN; s.channels_out];
+            let grads = [Some(&mut dx[..]), Some(&mut dw[..]), Some(&mut db[..])];
+            conv2d_backward_in_bands(&x, &w, &g, s, grads, band);
+            let pixels = s.batch * s.out_pixels();
+            let taps = s.channels_out * s.kernel[0] * s.kernel[1];
+            assert_within("dx", &dx, &r.dx, &r.dx_abs, taps);
+            assert_within("dw", &dw, &r.dw, &r.dw_abs, pixels + PARTS);
+            assert_within("db", &db, &r.db, &r.db_abs, pixels + PARTS);
+        }
 
         // Each gradient alone is the same as all three together.
         let mut dw_alone = vec![f32::NAN; w_len];
