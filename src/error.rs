@@ -49,6 +49,19 @@ pub enum DiffusionError {
         /// Number of timesteps of the process.
         num_timesteps: usize,
     },
+    /// A class label outside the model's class embedding, `0..num_labels` (see
+    /// [`crate::Denoiser::check_labels`]).
+    #[error(
+        "label {label} at index {index} is out of range 0..{num_labels} of the model's class embedding"
+    )]
+    LabelOutOfRange {
+        /// The bad label.
+        label: i64,
+        /// Its position among the labels checked.
+        index: usize,
+        /// Number of rows of the class embedding (the classes, and the null label if any).
+        num_labels: usize,
+    },
     /// A tensor a model or function cannot take: an empty batch, the wrong rank, channel
     /// count or resolution (checked before the call, see [`crate::Denoiser::check_input`]).
     #[error("invalid {what} of shape {shape:?}: {reason}")]
@@ -135,7 +148,7 @@ impl DiffusionError {
         }
     }
 
-    /// A [`DiffusionError::Data`] for the file at `path`.
+    /// An [`DiffusionError::InvalidInput`] for the tensor `what` of `shape`.
     pub(crate) fn input(what: &'static str, shape: &[usize], reason: impl Into<String>) -> Self {
         Self::InvalidInput {
             what,
@@ -144,6 +157,7 @@ impl DiffusionError {
         }
     }
 
+    /// A [`DiffusionError::Data`] for the file at `path`.
     pub(crate) fn data(path: impl AsRef<std::path::Path>, reason: impl Into<String>) -> Self {
         Self::Data {
             path: path.as_ref().display().to_string(),

@@ -119,6 +119,39 @@ pub trait Denoiser<const D: usize> {
         Ok(())
     }
 
+    /// Checks that the model takes these class labels (read back to the host by the
+    /// caller), so that a label outside a class embedding is an error instead of a
+    /// panic, or an out-of-bounds read, inside Burn's embedding lookup. The crate calls it
+    /// once per run, where the labels enter: [`crate::sampler::Guided::new`] and
+    /// [`crate::train::Trainer::fit`] (not per model call, which reads no tensor).
+    ///
+    /// The default accepts every label. [`crate::model::UNet`] and
+    /// [`crate::model::Mlp`] accept `0..=num_classes` (the last one the null label, when
+    /// the model has one); a model without a class embedding accepts every label (it
+    /// ignores them). Wrappers ([`crate::model::WithLabels`], `Guided`) ask their
+    /// model.
+    ///
+    /// # Errors
+    /// [`DiffusionError::LabelOutOfRange`] naming the first bad label.
+    ///
+    /// # Example
+    /// ```
+    /// use burn::tensor::Device;
+    /// use burn_diffusion::model::UNetConfig;
+    /// use burn_diffusion::{Denoiser, DiffusionError};
+    ///
+    /// // Three classes and the null label 3.
+    /// let model = UNetConfig::digits().with_num_classes(Some(3)).init(&Device::flex())?;
+    /// assert!(model.check_labels(&[0, 2, 3]).is_ok());
+    /// let bad = model.check_labels(&[0, 4]);
+    /// assert!(matches!(bad, Err(DiffusionError::LabelOutOfRange { label: 4, index: 1, num_labels: 4 })));
+    /// # Ok::<(), DiffusionError>(())
+    /// ```
+    fn check_labels(&self, labels: &[i64]) -> error::Result<()> {
+        let _ = labels;
+        Ok(())
+    }
+
     /// [`Denoiser::denoise`] after checking what can be checked without reading a
     /// tensor: a batch of at least one example, one timestep (and one label, when given)
     /// per example, and [`Denoiser::check_input`]. The losses and samplers call models
@@ -183,6 +216,22 @@ pub trait Denoiser<const D: usize> {
 
 /// The checks of [`Denoiser::try_denoise`]: a non-empty batch, one timestep (and label)
 /// per example, and the model's own [`Denoiser::check_input`].
+/// `Ok` when every label lies in `0..num_labels`, for a model with a class embedding of
+/// `num_labels` rows (the [`Denoiser::check_labels`] of the crate's models).
+pub(crate) fn labels_within(labels: &[i64], num_labels: usize) -> error::Result<()> {
+    match labels
+        .iter()
+        .position(|&l| usize::try_from(l).map_or(true, |l| l >= num_labels))
+    {
+        Some(index) => Err(DiffusionError::LabelOutOfRange {
+            label: labels[index],
+            index,
+            num_labels,
+        }),
+        None => Ok(()),
+    }
+}
+
 fn check_call<const D: usize, M: Denoiser<D> + ?Sized>(
     model: &M,
     x_t: &Tensor<D>,

@@ -8,7 +8,7 @@ use burn::tensor::{Device, Int, Tensor};
 use crate::error::{self, DiffusionError};
 use crate::fused::silu;
 use crate::model::Denoiser;
-use crate::model::unet::{TimeEmbedding, sinusoidal, with_class_embedding};
+use crate::model::unet::{TimeEmbedding, check_class_labels, sinusoidal, with_class_embedding};
 
 /// Configuration of [`Mlp`].
 ///
@@ -141,7 +141,8 @@ impl MlpConfig {
 /// embedding)] with SiLU activations: the model of the 2-D examples.
 ///
 /// # Shapes
-/// - `x_t`: `[N, dim]`; `t`: `[N]`; `labels`: `[N]` in `0..=num_classes`; output
+/// - `x_t`: `[N, dim]`; `t`: `[N]`; `labels`: `[N]` in `0..=num_classes` (an example with
+///   a label outside gets a NaN output, see [`Denoiser::check_labels`]); output
 ///   `[N, out_dim]`
 #[derive(Module, Debug)]
 pub struct Mlp {
@@ -240,6 +241,12 @@ impl Denoiser<2> for Mlp {
         labels: Option<Tensor<1, Int>>,
     ) -> Tensor<2> {
         self.forward_labeled(x_t, t, labels)
+    }
+
+    /// Labels in `0..=num_classes` (`num_classes` the null label); every label when the
+    /// model has no class embedding.
+    fn check_labels(&self, labels: &[i64]) -> error::Result<()> {
+        check_class_labels(self.class_embedding.as_ref(), labels)
     }
 
     fn denoise_fractional(

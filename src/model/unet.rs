@@ -599,8 +599,8 @@ impl UNet {
     /// The network's output at `(x_t, t)`, conditioned on `labels` when the model has a
     /// class embedding (label `num_classes` is the null label); labels are ignored by an
     /// unconditional model, and a conditional model given no labels adds no class
-    /// embedding. Labels must lie in `0..=num_classes` (Burn's embedding lookup does not
-    /// check them).
+    /// embedding. Labels must lie in the embedding's rows (see [`Denoiser::check_labels`]):
+    /// the output of an example whose label does not is NaN.
     pub fn forward(
         &self,
         x_t: Tensor<4>,
@@ -757,6 +757,12 @@ impl Denoiser<4> for UNet {
         self.forward(x_t, t, labels)
     }
 
+    /// Labels in `0..num_classes`, and `num_classes` itself (the null label) when the
+    /// model has a null row; every label when the model has no class embedding.
+    fn check_labels(&self, labels: &[i64]) -> error::Result<()> {
+        check_class_labels(self.class_embedding.as_ref(), labels)
+    }
+
     fn denoise_fractional(
         &self,
         x_t: Tensor<4>,
@@ -813,12 +819,33 @@ pub(crate) fn with_class_embedding(
     match (embedding, labels) {
         (Some(embedding), Some(labels)) => {
             let n = labels.dims()[0];
-            temb + embedding
-                .forward(labels.reshape([n, 1]))
-                .reshape([n as i64, -1])
+            // A label outside the embedding looks up row 0 and makes its example's
+            // embedding NaN: no backend then panics or reads out of bounds, and the bad
+            // example cannot pass for a good one (`check_labels` names it as an error).
+            let rows = embedding.weight.dims()[0] as i64;
+            let outside = labels
+                .clone()
+                .lower_elem(0)
+                .bool_or(labels.clone().greater_equal_elem(rows));
+            let looked_up = embedding
+                .forward(labels.mask_fill(outside.clone(), 0).reshape([n, 1]))
+                .reshape([n as i64, -1]);
+            let width = looked_up.dims()[1];
+            temb + looked_up.mask_fill(outside.reshape([n, 1]).expand([n, width]), f32::NAN)
         }
         _ => temb,
     }
+}
+
+/// [`Denoiser::check_labels`] of a model with this class embedding (none: every label
+/// is ignored, so every label is fine).
+pub(crate) fn check_class_labels(
+    embedding: Option<&Embedding>,
+    labels: &[i64],
+) -> error::Result<()> {
+    embedding.map_or(Ok(()), |e| {
+        crate::model::denoiser::labels_within(labels, e.weight.dims()[0])
+    })
 }
 
 /// [`timestep_embedding`] of a `variant`, for a `dim` ≥ 2 validated by a model's config.

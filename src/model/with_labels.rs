@@ -86,6 +86,11 @@ impl<M: Denoiser<D>, const D: usize> Denoiser<D> for WithLabels<'_, M> {
         }
         self.model.check_input(dims)
     }
+
+    /// The wrapped model's check (its own labels are the caller's to check, with this).
+    fn check_labels(&self, labels: &[i64]) -> error::Result<()> {
+        self.model.check_labels(labels)
+    }
 }
 
 #[cfg(test)]

@@ -204,14 +204,22 @@ impl<'a, M> Guided<'a, M> {
     /// will see) with weight `scale` = w, the unconditional branch using `null_label`.
     /// w = 0 is the conditional model alone.
     ///
+    /// The labels are read back once, here, and checked with the model's
+    /// [`Denoiser::check_labels`], together with `null_label`.
+    ///
     /// # Errors
-    /// `scale` not finite.
-    pub fn new(
+    /// `scale` not finite; [`crate::DiffusionError::LabelOutOfRange`] for a label (or the
+    /// null label, at index N) that the model does not take; `TensorRead` if the labels
+    /// cannot be read.
+    pub fn new<const D: usize>(
         model: &'a M,
         labels: burn::tensor::Tensor<1, burn::tensor::Int>,
         null_label: i64,
         scale: f64,
-    ) -> error::Result<Self> {
+    ) -> error::Result<Self>
+    where
+        M: Denoiser<D>,
+    {
         if !scale.is_finite() {
             return Err(crate::DiffusionError::config(
                 "guidance scale",
@@ -219,6 +227,9 @@ impl<'a, M> Guided<'a, M> {
                 "must be finite",
             ));
         }
+        let mut host: Vec<i64> = crate::host::read_vec(labels.clone(), "guidance labels")?;
+        host.push(null_label);
+        model.check_labels(&host)?;
         Ok(Self {
             model,
             labels,
@@ -243,6 +254,11 @@ impl<M: Denoiser<D>, const D: usize> Denoiser<D> for Guided<'_, M> {
         let mut doubled = dims.to_vec();
         doubled[0] *= 2;
         self.model.check_input(&doubled)
+    }
+
+    /// The guided model's check (the guidance labels were checked by [`Guided::new`]).
+    fn check_labels(&self, labels: &[i64]) -> error::Result<()> {
+        self.model.check_labels(labels)
     }
 
     fn denoise(

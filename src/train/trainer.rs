@@ -319,18 +319,30 @@ where
     /// [`Trainer::fit`] for steps that read only every [`FitOptions::log_every`]).
     ///
     /// # Errors
+    /// With labelled examples, the batch's labels (after label dropout) are read back
+    /// too and checked with the model's [`Denoiser::check_labels`] (a third read).
+    ///
+    /// # Errors
     /// [`DiffusionError::InvalidConfig`] if `N < batch_size`; the loss's errors (shapes);
-    /// [`DiffusionError::NonFiniteLoss`] if the loss is NaN or infinite.
+    /// [`DiffusionError::LabelOutOfRange`] for a batch label the model does not take;
+    /// [`DiffusionError::NonFiniteLoss`] if the loss is NaN or infinite. After an error
+    /// the model is unchanged.
     pub fn train_step<'a>(
         &mut self,
         examples: impl Into<Examples<'a, D>>,
     ) -> error::Result<StepStats> {
-        self.step_reading(examples.into(), true)
+        self.step_reading(examples.into(), true, true)
     }
 
     /// One optimizer step; with `read`, the loss is read back and checked, and so is the
-    /// gradient norm; without, the step makes no device-to-host read.
-    fn step_reading(&mut self, examples: Examples<'_, D>, read: bool) -> error::Result<StepStats> {
+    /// gradient norm; without, the step makes no device-to-host read. With
+    /// `check_labels`, the batch's labels are read and checked.
+    fn step_reading(
+        &mut self,
+        examples: Examples<'_, D>,
+        read: bool,
+        check_labels: bool,
+    ) -> error::Result<StepStats> {
         let step = self.step;
         let data = examples.data;
         let indices = batch_indices(
@@ -350,6 +362,10 @@ where
             .select(0, index(&data.device()))
             .to_device(&self.device);
         let labels = self.batch_labels(examples.labels, step, index)?;
+        if let Some(labels) = labels.as_ref().filter(|_| check_labels) {
+            let host: Vec<i64> = crate::host::read_vec(labels.clone(), "batch labels")?;
+            self.model.check_labels(&host)?;
+        }
         let seed = stream_seed(self.config.seed, step as u64, Stream::Step);
         self.device.seed(seed);
         let sampler = self.resampler.as_ref();
@@ -420,7 +436,9 @@ where
     /// and check that the loss is finite) every [`FitOptions::log_every`] steps, at the
     /// steps that write a checkpoint and at `until_step`; the other steps read nothing, so
     /// on a GPU the host queues work ahead of the device. A NaN loss goes unseen for at
-    /// most `log_every − 1` steps and is caught before any checkpoint is written.
+    /// most `log_every − 1` steps and is caught before any checkpoint is written. With
+    /// labelled examples, the labels are read once, before the first step, and checked
+    /// with the model's [`Denoiser::check_labels`] (with the label dropout's null label).
     ///
     /// A CSV log that already holds rows beyond the current step (a run that crashed after
     /// its last checkpoint) is cut back to the current step first, so a resumed run's log
@@ -493,6 +511,9 @@ where
             return Err(DiffusionError::config("log_every", 0, "must be at least 1"));
         }
         let examples = examples.into();
+        if let Some(labels) = examples.labels {
+            self.check_training_labels(labels)?;
+        }
         let mut log = match &options.log_csv {
             Some(path) => Some(CsvLog::open(path, self.step)?),
             None => None,
@@ -510,7 +531,7 @@ where
             let read = next.is_multiple_of(options.log_every)
                 || checkpoint.is_some()
                 || next == until_step;
-            let stats = self.step_reading(examples, read)?;
+            let stats = self.step_reading(examples, read, false)?;
             if let Some(loss) = stats.loss {
                 total += loss;
                 read_steps += 1;
@@ -532,6 +553,20 @@ where
             },
             seconds: start.elapsed().as_secs_f64(),
         })
+    }
+
+    /// Reads the training labels back (once) and checks them, with the label dropout's
+    /// null label, against the model.
+    ///
+    /// # Errors
+    /// [`DiffusionError::LabelOutOfRange`]: a label's index is its example's; the null
+    /// label's is N.
+    fn check_training_labels(&self, labels: &Tensor<1, Int>) -> error::Result<()> {
+        let mut host: Vec<i64> = crate::host::read_vec(labels.clone(), "training labels")?;
+        if let Some(dropout) = self.config.label_dropout()? {
+            host.push(dropout.null_label());
+        }
+        self.model.check_labels(&host)
     }
 
     /// The labels of step `step`'s batch (the examples at `index`), after the configured

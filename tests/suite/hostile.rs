@@ -1432,6 +1432,148 @@ fn images_metrics_vae(s: &mut Suite) {
     });
 }
 
+/// `Ok(true)` when `result` is the `LabelOutOfRange` error of `label` at `index`.
+fn label_error<T>(result: burn_diffusion::Result<T>, label: i64, index: usize) -> Outcome {
+    match result {
+        Err(DiffusionError::LabelOutOfRange {
+            label: l, index: i, ..
+        }) => Ok((l, i) == (label, index)),
+        Err(e) => Err(e),
+        Ok(_) => Ok(false),
+    }
+}
+
+/// Class labels outside a model's class embedding: errors where the labels enter
+/// (`check_labels`, `Guided::new`, `fit`, `train_step`), and, for a model called
+/// directly, a NaN output for exactly the bad examples on every device (Burn's embedding
+/// lookup panics on the CPU backends and is unchecked on a GPU).
+fn labels(s: &mut Suite) {
+    for (name, device) in crate::common::devices() {
+        let on = device.clone();
+        s.holds(
+            format!("UNet::try_denoise: labels 4 and -1 of 0..4 give NaN ({name})"),
+            move || {
+                let device = on;
+                let unet = UNetConfig::digits()
+                    .with_num_classes(Some(3))
+                    .init(&device)?;
+                let x = Tensor::<4>::ones([3, 1, 8, 8], &device);
+                let out = unet.try_denoise(
+                    x,
+                    ints(&[5, 5, 5], &device),
+                    Some(ints(&[3, 4, -1], &device)),
+                )?;
+                let v = out.try_into_vec_as::<f32>().unwrap();
+                let (good, bad) = v.split_at(64);
+                Ok(good.iter().all(|x| x.is_finite()) && bad.iter().all(|x| x.is_nan()))
+            },
+        );
+        s.holds(
+            format!("Mlp::try_denoise: label 3 of 0..3 gives NaN ({name})"),
+            move || {
+                let mlp = MlpConfig::new(2).with_num_classes(Some(2)).init(&device)?;
+                let x = Tensor::<2>::ones([2, 2], &device);
+                let out =
+                    mlp.try_denoise(x, ints(&[5, 5], &device), Some(ints(&[3, 2], &device)))?;
+                let v = out.try_into_vec_as::<f32>().unwrap();
+                Ok(v[..2].iter().all(|x| x.is_nan()) && v[2..].iter().all(|x| x.is_finite()))
+            },
+        );
+    }
+    let with_null = UNetConfig::digits()
+        .with_num_classes(Some(3))
+        .init(&flex())
+        .unwrap();
+    let no_null = UNetConfig::digits()
+        .with_num_classes(Some(3))
+        .with_null_label(Some(false))
+        .init(&flex())
+        .unwrap();
+    let mlp = MlpConfig::new(2)
+        .with_num_classes(Some(2))
+        .init(&flex())
+        .unwrap();
+    let u = with_null.clone();
+    s.holds("UNet::check_labels: 0..=3 with a null row", move || {
+        Ok(u.check_labels(&[0, 1, 2, 3]).is_ok())
+    });
+    let u = with_null.clone();
+    s.holds("UNet::check_labels: 4 with a null row", move || {
+        label_error(u.check_labels(&[0, 4]), 4, 1)
+    });
+    let u = no_null.clone();
+    s.holds("UNet::check_labels: 3 without a null row", move || {
+        label_error(u.check_labels(&[2, 3]), 3, 1)
+    });
+    let u = with_null.clone();
+    s.holds("UNet::check_labels: -1", move || {
+        label_error(u.check_labels(&[-1]), -1, 0)
+    });
+    s.holds(
+        "UNet::check_labels: an unconditional model ignores labels",
+        || {
+            let u = UNetConfig::digits().init(&flex())?;
+            Ok(u.check_labels(&[-7, 1 << 40]).is_ok())
+        },
+    );
+    let m = mlp.clone();
+    s.holds("Mlp::check_labels: i64::MAX", move || {
+        label_error(m.check_labels(&[0, 2, i64::MAX]), i64::MAX, 2)
+    });
+    let m = mlp.clone();
+    s.holds("WithLabels::check_labels asks its model", move || {
+        let wrapped = burn_diffusion::model::WithLabels::new(&m, ints(&[0], &flex()));
+        label_error(wrapped.check_labels(&[3]), 3, 0)
+    });
+    let u = with_null.clone();
+    s.holds("Guided::new: a guidance label out of range", move || {
+        label_error(Guided::new(&u, ints(&[0, 5], &flex()), 3, 1.0), 5, 1)
+    });
+    let u = no_null.clone();
+    s.holds("Guided::new: a null label the model lacks", move || {
+        label_error(Guided::new(&u, ints(&[0, 2], &flex()), 3, 1.0), 3, 2)
+    });
+    let labeled_trainer = |config: TrainConfig| {
+        let loss = SimpleLoss::new(process(10), Prediction::Epsilon, Weighting::Uniform)?;
+        let mlp = MlpConfig::new(2)
+            .with_hidden(8)
+            .with_num_classes(Some(2))
+            .init(&flex())?;
+        Trainer::new(config.with_batch_size(4), mlp, loss, &flex())
+    };
+    let data = || Toy2d::TwoMoons.sample_tensor(8, 0, &flex());
+    s.holds(
+        "fit: a training label out of range, before any step",
+        move || {
+            let mut trainer = labeled_trainer(TrainConfig::new(4))?;
+            let (x, y) = (data(), ints(&[0, 1, 2, 0, 1, 2, 0, 9], &flex()));
+            let examples = burn_diffusion::train::Examples::labeled(&x, &y)?;
+            let result = trainer.fit(examples, 4, &FitOptions::default());
+            Ok(label_error(result, 9, 7)? && trainer.step() == 0)
+        },
+    );
+    s.holds("fit: label dropout's null label out of range", move || {
+        let config = TrainConfig::new(4)
+            .with_p_uncond(0.5)
+            .with_null_label(Some(3));
+        let mut trainer = labeled_trainer(config)?;
+        let (x, y) = (data(), ints(&[0, 1, 2, 0, 1, 2, 0, 1], &flex()));
+        let examples = burn_diffusion::train::Examples::labeled(&x, &y)?;
+        let result = trainer.fit(examples, 4, &FitOptions::default());
+        Ok(label_error(result, 3, 8)? && trainer.step() == 0)
+    });
+    s.holds(
+        "train_step: batch labels out of range, no step taken",
+        move || {
+            let mut trainer = labeled_trainer(TrainConfig::new(4))?;
+            let (x, y) = (data(), ints(&[-3; 8], &flex()));
+            let examples = burn_diffusion::train::Examples::labeled(&x, &y)?;
+            let result = trainer.train_step(examples);
+            Ok(label_error(result, -3, 0)? && trainer.step() == 0)
+        },
+    );
+}
+
 #[test]
 fn hostile_inputs_are_errors_or_documented_never_panics() {
     let mut suite = Suite::default();
@@ -1442,6 +1584,7 @@ fn hostile_inputs_are_errors_or_documented_never_panics() {
     models(&mut suite);
     samplers(&mut suite);
     training(&mut suite);
+    labels(&mut suite);
     data(&mut suite);
     images_metrics_vae(&mut suite);
     let total = suite.cases.len();
