@@ -11,7 +11,7 @@ mod common;
 use std::path::PathBuf;
 
 use burn::tensor::{Device, Tensor};
-use burn_diffusion::{image::write_png_grid_scaled, model::WithLabels};
+use burn_diffusion::{Denoiser, image::write_png_grid_scaled, model::WithLabels};
 use clap::{Parser, ValueEnum};
 use common::images::load_run;
 use common::{exit_on_error, parse_sampler, sample_with};
@@ -93,13 +93,12 @@ fn main() {
         (None, Some(_)) => Err("--label: this run's model is not class-conditional".to_string()),
         (Some(classes), label) => {
             let label = label.unwrap_or(classes as i64);
-            if (0..=classes as i64).contains(&label) {
-                let labeled = WithLabels::new(&model, Tensor::full([count], label, &device));
-                sample_with(&sampler, steps, &schedule, &labeled, shape, &device, seed)
-            } else {
-                Err(format!(
-                    "--label {label}: the model has classes 0..{classes} and the null label {classes}"
-                ))
+            match model.check_labels(&[label]) {
+                Ok(()) => {
+                    let labeled = WithLabels::new(&model, Tensor::full([count], label, &device));
+                    sample_with(&sampler, steps, &schedule, &labeled, shape, &device, seed)
+                }
+                Err(e) => Err(format!("--label {label}: {e}")),
             }
         }
     });

@@ -484,11 +484,23 @@ where
     }
 
     /// The loss of the model on `batch`, per example (given the batch's labels, if any).
+    /// This is the check to run on one batch before `launch`: it also reads the batch's
+    /// labels back and checks them with the model's [`Denoiser::check_labels`] (the train
+    /// and validation steps skip that read; there a label out of range gives a NaN loss).
     ///
     /// # Errors
-    /// As [`Loss::loss`]: timesteps out of range, or shapes that do not match; labels the
-    /// model cannot take.
+    /// As [`Loss::loss`]: timesteps out of range, or shapes that do not match;
+    /// [`crate::DiffusionError::LabelOutOfRange`] for a label the model cannot take.
     pub fn evaluate(&self, batch: DiffusionBatch<D>) -> error::Result<LossOutput> {
+        if let Some(labels) = &batch.labels {
+            let host: Vec<i64> = crate::host::read_vec(labels.clone(), "batch labels")?;
+            self.model.check_labels(&host)?;
+        }
+        self.loss_of(batch)
+    }
+
+    /// [`DiffusionObjective::evaluate`] without reading the labels back.
+    fn loss_of(&self, batch: DiffusionBatch<D>) -> error::Result<LossOutput> {
         match batch.labels {
             Some(labels) => {
                 let model = WithLabels::new(&self.model, labels);
@@ -500,7 +512,7 @@ where
 
     fn regression_output(&self, batch: DiffusionBatch<D>) -> RegressionOutput {
         let loss = self
-            .evaluate(batch)
+            .loss_of(batch)
             .unwrap_or_else(|e| panic!("DiffusionObjective: the loss failed: {e}"))
             .loss;
         let [n] = loss.dims();
@@ -812,6 +824,34 @@ mod tests {
             values(objective.evaluate(batch.clone()).unwrap().loss),
             given(null)
         );
+
+        // A label outside the model's embedding (0..=3) is an error of `evaluate`, and a
+        // NaN loss for exactly its example in the train step's path (no panic).
+        let mut bad = batch.clone();
+        let mut host = labels_of(&batch);
+        host[5] = 4;
+        bad.labels = Some(Tensor::from_data(TensorData::new(host, [64]), &device));
+        assert!(matches!(
+            objective.evaluate(bad.clone()),
+            Err(crate::DiffusionError::LabelOutOfRange {
+                label: 4,
+                index: 5,
+                num_labels: 4
+            })
+        ));
+        let per_example = values(objective.loss_of(bad).unwrap().loss);
+        for (i, l) in per_example.iter().enumerate() {
+            assert_eq!(l.is_nan(), i == 5, "example {i}: {l}");
+        }
+    }
+
+    fn labels_of(batch: &DiffusionBatch<2>) -> Vec<i64> {
+        batch
+            .labels
+            .clone()
+            .unwrap()
+            .try_into_vec_as::<i64>()
+            .unwrap()
     }
 
     #[test]
