@@ -122,14 +122,16 @@ pub trait Denoiser<const D: usize> {
     /// Checks that the model takes these class labels (read back to the host by the
     /// caller), so that a label outside a class embedding is an error instead of a
     /// panic, or an out-of-bounds read, inside Burn's embedding lookup. The crate calls it
-    /// once per run, where the labels enter: [`crate::sampler::Guided::new`] and
-    /// [`crate::train::Trainer::fit`] (not per model call, which reads no tensor).
+    /// where the labels enter, reading them back once: [`crate::sampler::Guided::new`],
+    /// [`crate::train::Trainer::fit`] (before its first step), `Trainer::train_step` (its
+    /// batch) and, with the `train` feature, `DiffusionObjective::evaluate`; never per
+    /// model call, which reads no tensor.
     ///
-    /// The default accepts every label. [`crate::model::UNet`] and
-    /// [`crate::model::Mlp`] accept `0..=num_classes` (the last one the null label, when
-    /// the model has one); a model without a class embedding accepts every label (it
-    /// ignores them). Wrappers ([`crate::model::WithLabels`], `Guided`) ask their
-    /// model.
+    /// The default accepts every label. [`crate::model::UNet`] and [`crate::model::Mlp`]
+    /// accept the rows of their class embedding: `0..num_classes`, and `num_classes`
+    /// itself (the null label) when the model has a null row (an `Mlp` always has one);
+    /// a model without a class embedding accepts every label (it ignores them). Wrappers
+    /// ([`crate::model::WithLabels`], `Guided`) ask their model.
     ///
     /// # Errors
     /// [`DiffusionError::LabelOutOfRange`] naming the first bad label.
@@ -214,8 +216,6 @@ pub trait Denoiser<const D: usize> {
     }
 }
 
-/// The checks of [`Denoiser::try_denoise`]: a non-empty batch, one timestep (and label)
-/// per example, and the model's own [`Denoiser::check_input`].
 /// `Ok` when every label lies in `0..num_labels`, for a model with a class embedding of
 /// `num_labels` rows (the [`Denoiser::check_labels`] of the crate's models).
 pub(crate) fn labels_within(labels: &[i64], num_labels: usize) -> error::Result<()> {
@@ -232,6 +232,8 @@ pub(crate) fn labels_within(labels: &[i64], num_labels: usize) -> error::Result<
     }
 }
 
+/// The checks of [`Denoiser::try_denoise`]: a non-empty batch, one timestep (and label)
+/// per example, and the model's own [`Denoiser::check_input`].
 fn check_call<const D: usize, M: Denoiser<D> + ?Sized>(
     model: &M,
     x_t: &Tensor<D>,

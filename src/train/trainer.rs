@@ -318,7 +318,6 @@ where
     /// reads its loss and gradient norm back from the device (two reads; see
     /// [`Trainer::fit`] for steps that read only every [`FitOptions::log_every`]).
     ///
-    /// # Errors
     /// With labelled examples, the batch's labels (after label dropout) are read back
     /// too and checked with the model's [`Denoiser::check_labels`] (a third read).
     ///
